@@ -1,0 +1,244 @@
+"""Per-example response loss with the training masks: the one place sftflow computes it.
+
+Scoring (perplexity, IFD, option probabilities) and held-out evaluation all reduce to
+"sum of negative log-likelihood over the supervised tokens of one example". Doing it
+here, once, means every number uses the same chat template and the same masks as
+training (``sftflow.templates.encode``), and the same speed levers:
+
+* **Length-sorted batches.** Examples are sorted by token count (longest first, so a
+  memory problem shows up on the first batch, not after an hour), so little compute
+  goes to padding. Padding is on the right and masked by the attention mask.
+* **LM head only at scored positions.** For a 135M model with a 49k vocabulary the
+  output projection is ~45% of the forward FLOPs, yet only the response tokens are
+  scored. We run the decoder, gather the hidden states that predict a supervised
+  token, and project only those. Some families post-process logits (Gemma's
+  soft-capping, Cohere's logit scale); rather than keep a list, the shortcut is checked
+  once per model against the model's own forward on a short example, and a model that
+  disagrees is scored with the full forward.
+* **Optional bf16 autocast** where the hardware has fast bf16 (recent Xeons, GPUs);
+  log-softmax and the sums stay in fp32.
+
+Nothing is ever replaced by a default: an example that does not fit ``max_length``,
+whose loss is NaN/inf, or that has no supervised token gets a ``flag`` and ``mean`` NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal, Sequence
+
+from .schema import Example, content_id
+
+Flag = Literal["too_long", "nonfinite", "no_tokens"]
+Precision = Literal["fp32", "bf16", "auto"]
+IGNORE_INDEX = -100
+_HEAD_ROWS = 1024          # scored positions projected at once (bounds the logits buffer)
+
+
+@dataclass
+class ExampleLoss:
+    id: str
+    loss_sum: float          # summed NLL over supervised tokens (nats)
+    n_tokens: int            # supervised tokens
+    mean: float              # loss_sum / n_tokens; NaN when flagged
+    flag: Flag | None = None
+    length: int = 0          # total tokens of the rendered example
+    detail: str = ""         # why it was flagged
+
+    @property
+    def ok(self) -> bool:
+        return self.flag is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "loss_sum": self.loss_sum, "n_tokens": self.n_tokens,
+                "mean": self.mean, "flag": self.flag, "length": self.length, "detail": self.detail}
+
+
+def _messages_and_id(item) -> tuple[list[dict[str, str]], str]:
+    if isinstance(item, Example):
+        return item.messages, item.id
+    if isinstance(item, dict) and "messages" in item:        # Example.to_dict() rows
+        return item["messages"], item.get("id") or content_id(item["messages"])
+    return list(item), content_id(list(item))
+
+
+def resolve_precision(precision: Precision, device) -> str:
+    """'auto' -> bf16 on CUDA with bf16 or on a CPU with native bf16 matmuls, else fp32."""
+    import torch
+    if precision in ("fp32", "bf16"):
+        return precision
+    if precision != "auto":
+        raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', not {precision!r}")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if dev.type == "cpu":
+        try:
+            return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+        except (AttributeError, RuntimeError):
+            return "fp32"
+    return "fp32"
+
+
+def _unwrap(model):
+    # PEFT wraps the causal LM; its base model keeps the injected adapter layers.
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _split_model(model):
+    """(decoder, head) when the model looks like decoder -> linear head; else None."""
+    m = _unwrap(model)
+    head = m.get_output_embeddings() if hasattr(m, "get_output_embeddings") else None
+    decoder = getattr(m, "base_model", None)
+    if head is None or decoder is None or decoder is m:
+        return None
+    return decoder, head
+
+
+# model -> bool: does decoder + head reproduce the model's own logits?
+_HEAD_OK: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+
+
+def _batch_tensors(encs, pad_id: int, device):
+    import torch
+    width = max(len(e.input_ids) for e in encs)
+    ids = torch.full((len(encs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encs), width), dtype=torch.long)
+    labels = torch.full((len(encs), width), IGNORE_INDEX, dtype=torch.long)
+    for r, e in enumerate(encs):
+        n = len(e.input_ids)
+        ids[r, :n] = torch.tensor(e.input_ids)
+        mask[r, :n] = 1
+        labels[r, :n] = torch.tensor(e.labels)
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def _token_nll(model, ids, mask, labels, *, fast: bool):
+    """NLL of every supervised target token: returns (row index, nll) tensors."""
+    import torch
+    import torch.nn.functional as F
+    # Token t is predicted by the hidden state at t-1.
+    targets = labels[:, 1:]
+    rows, cols = (targets != IGNORE_INDEX).nonzero(as_tuple=True)
+    tgt = targets[rows, cols]
+    if fast:
+        decoder, head = _split_model(model)
+        hidden = decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        picked = hidden[rows, cols]                    # (n_scored, d): only these reach the head
+        nll = torch.empty(len(tgt), dtype=torch.float32, device=ids.device)
+        for s in range(0, len(tgt), _HEAD_ROWS):
+            logits = head(picked[s:s + _HEAD_ROWS]).float()
+            nll[s:s + _HEAD_ROWS] = F.cross_entropy(logits, tgt[s:s + _HEAD_ROWS], reduction="none")
+        return rows, nll
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1]
+    return rows, F.cross_entropy(logits[rows, cols].float(), tgt, reduction="none")
+
+
+def _head_shortcut_ok(model, enc, pad_id, device) -> bool:
+    """Check decoder+head against the model's own forward once, on a short example."""
+    import torch
+    if _split_model(model) is None:
+        return False
+    key = _unwrap(model)
+    if key in _HEAD_OK:
+        return _HEAD_OK[key]
+    ids, mask, labels = _batch_tensors([enc], pad_id, device)
+    _, a = _token_nll(model, ids, mask, labels, fast=True)
+    _, b = _token_nll(model, ids, mask, labels, fast=False)
+    ok = bool(torch.allclose(a, b, rtol=1e-3, atol=1e-3))
+    _HEAD_OK[key] = ok
+    return ok
+
+
+def example_losses(model, tokenizer, examples: Iterable[Example | Sequence[dict[str, str]]], *,
+                   train_on: str = "last", max_length: int | None = None, batch_size: int = 8,
+                   progress: bool = False, precision: Precision = "fp32",
+                   template: str | None = None, truncate: bool = False) -> list[ExampleLoss]:
+    """Summed and mean response NLL per example, in input order.
+
+    ``train_on`` picks the supervised tokens exactly as training does ("last": the final
+    assistant turn and its end-of-turn token). With ``truncate=False`` (default) an
+    example longer than ``max_length`` is flagged ``too_long`` rather than scored on a
+    shortened context; ``truncate=True`` drops the oldest turns first as training does.
+    """
+    import torch
+
+    from .templates import ExampleTooLong, NoSupervisedTokens, encode
+
+    items = list(examples)
+    out: list[ExampleLoss | None] = [None] * len(items)
+    encs: list[tuple[int, Any]] = []
+    for i, item in enumerate(items):
+        msgs, ex_id = _messages_and_id(item)
+        try:
+            enc = encode(msgs, tokenizer, train_on=train_on, template=template,
+                         max_length=max_length if truncate else None)
+        except ExampleTooLong as e:
+            out[i] = ExampleLoss(ex_id, math.nan, 0, math.nan, "too_long", detail=str(e))
+            continue
+        except NoSupervisedTokens as e:
+            out[i] = ExampleLoss(ex_id, math.nan, 0, math.nan, "no_tokens", detail=str(e))
+            continue
+        n_sup = sum(1 for x in enc.labels[1:] if x != IGNORE_INDEX)
+        if max_length is not None and len(enc.input_ids) > max_length:
+            out[i] = ExampleLoss(ex_id, math.nan, n_sup, math.nan, "too_long", length=len(enc.input_ids),
+                                 detail=f"{len(enc.input_ids)} tokens > max_length {max_length}")
+        elif n_sup == 0:      # only the first token supervised: nothing predicts it
+            out[i] = ExampleLoss(ex_id, math.nan, 0, math.nan, "no_tokens", length=len(enc.input_ids),
+                                 detail="no supervised token after the first position")
+        else:
+            encs.append((i, enc))
+            out[i] = ExampleLoss(ex_id, math.nan, n_sup, math.nan, None, length=len(enc.input_ids))
+    if not encs:
+        return out  # type: ignore[return-value]
+
+    device = next(model.parameters()).device
+    prec = resolve_precision(precision, device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    encs.sort(key=lambda t: len(t[1].input_ids), reverse=True)
+    was_training = model.training
+    model.eval()
+    # One autocast region for the whole run: autocast caches the bf16 copies of the
+    # weights inside it, so they are cast once, not once per batch.
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=prec == "bf16")
+    bar = None
+    if progress:
+        from rich.progress import Progress
+        bar = Progress(transient=True)
+        task = bar.add_task("scoring", total=len(encs))
+        bar.start()
+    try:
+        with torch.inference_mode(), autocast:
+            fast = _head_shortcut_ok(model, encs[-1][1], pad_id, device)
+            for s in range(0, len(encs), batch_size):
+                chunk = encs[s:s + batch_size]
+                ids, mask, labels = _batch_tensors([e for _, e in chunk], pad_id, device)
+                rows, nll = _token_nll(model, ids, mask, labels, fast=fast)
+                sums = torch.zeros(len(chunk), dtype=torch.float64, device=nll.device)
+                sums.index_add_(0, rows, nll.double())
+                for (i, _), v in zip(chunk, sums.tolist()):
+                    rec = out[i]
+                    rec.loss_sum = v
+                    if math.isfinite(v):
+                        rec.mean = v / rec.n_tokens
+                    else:
+                        rec.flag, rec.detail = "nonfinite", f"loss sum is {v}"
+                if bar is not None:
+                    bar.advance(task, len(chunk))
+    finally:
+        if bar is not None:
+            bar.stop()
+        model.train(was_training)
+    return out  # type: ignore[return-value]
+
+
+def mean_loss(losses: Iterable[ExampleLoss]) -> float:
+    """Token-weighted mean over unflagged examples (NaN when there are none)."""
+    tot = n = 0
+    for x in losses:
+        if x.flag is None:
+            tot += x.loss_sum
+            n += x.n_tokens
+    return tot / n if n else math.nan

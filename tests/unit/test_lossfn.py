@@ -1,0 +1,137 @@
+"""example_losses against a direct, per-example transformers computation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sftflow import Example
+from sftflow.lossfn import ExampleLoss, example_losses, mean_loss
+from sftflow.templates import encode
+
+EXAMPLES = [
+    Example.single("What is 2 + 2?", "4"),
+    Example.single("Name a colour.", "Blue, like the sky on a clear summer day."),
+    Example(messages=[{"role": "system", "content": "Be brief."},
+                      {"role": "user", "content": "Hi"},
+                      {"role": "assistant", "content": "Hello!"},
+                      {"role": "user", "content": "Translate 'cat' to French."},
+                      {"role": "assistant", "content": "chat"}]),
+    Example.single("Write a haiku about rain.", "Soft rain on the roof\nthe garden drinks quietly\n"
+                   "puddles hold the sky"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    return model, tok
+
+
+def direct(model, tok, messages, train_on="last"):
+    """Plain reference: one example, full forward, cross-entropy over supervised tokens."""
+    enc = encode(messages, tok, train_on=train_on)
+    ids = torch.tensor([enc.input_ids])
+    labels = torch.tensor([enc.labels])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    lsum = F.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="sum")
+    n = int((labels[0, 1:] != -100).sum())
+    return float(lsum), n
+
+
+@pytest.mark.parametrize("train_on", ["last", "assistant"])
+def test_matches_direct_transformers_computation(tiny, train_on):
+    model, tok = tiny
+    got = example_losses(model, tok, EXAMPLES, train_on=train_on, batch_size=3)
+    assert [g.id for g in got] == [e.id for e in EXAMPLES]      # input order kept
+    for g, ex in zip(got, EXAMPLES):
+        ref_sum, ref_n = direct(model, tok, ex.messages, train_on)
+        assert g.flag is None
+        assert g.n_tokens == ref_n
+        assert g.loss_sum == pytest.approx(ref_sum, rel=1e-4, abs=1e-4)
+        assert g.mean == pytest.approx(ref_sum / ref_n, rel=1e-4)
+
+
+def test_batch_size_does_not_change_results(tiny):
+    model, tok = tiny
+    a = example_losses(model, tok, EXAMPLES, batch_size=1)
+    b = example_losses(model, tok, EXAMPLES, batch_size=4)
+    for x, y in zip(a, b):
+        assert x.loss_sum == pytest.approx(y.loss_sum, rel=1e-5)
+
+
+def test_message_lists_are_accepted(tiny):
+    model, tok = tiny
+    got = example_losses(model, tok, [EXAMPLES[0].messages])
+    assert got[0].id == EXAMPLES[0].id
+
+
+def test_too_long_is_flagged_not_truncated(tiny):
+    model, tok = tiny
+    long = Example.single("word " * 200, "answer")
+    got = example_losses(model, tok, [EXAMPLES[0], long], max_length=64)
+    assert got[0].flag is None and math.isfinite(got[0].mean)
+    assert got[1].flag == "too_long"
+    assert math.isnan(got[1].mean) and math.isnan(got[1].loss_sum)
+    assert got[1].length > 64
+
+
+def test_nonfinite_loss_is_flagged(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    with torch.no_grad():
+        model.lm_head.weight[5] = float("nan")      # poisons every softmax
+    got = example_losses(model, tok, EXAMPLES[:2])
+    assert [g.flag for g in got] == ["nonfinite", "nonfinite"]
+    assert all(math.isnan(g.mean) for g in got)
+
+
+def test_softcapped_model_falls_back_to_full_forward(tiny):
+    """A model whose forward changes logits after the head must not use the shortcut."""
+    model, tok = tiny
+
+    class Capped(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+            self.base_model = inner.model
+
+        def get_output_embeddings(self):
+            return self.inner.lm_head
+
+        def forward(self, **kw):
+            out = self.inner(**kw)
+            out.logits = 3.0 * torch.tanh(out.logits / 3.0)
+            return out
+
+    capped = Capped(model)
+    got = example_losses(capped, tok, EXAMPLES[:2])
+    for g, ex in zip(got, EXAMPLES[:2]):
+        enc = encode(ex.messages, tok, train_on="last")
+        ids, labels = torch.tensor([enc.input_ids]), torch.tensor([enc.labels])
+        with torch.no_grad():
+            logits = 3.0 * torch.tanh(model(input_ids=ids).logits / 3.0)
+        ref = F.cross_entropy(logits[0, :-1], labels[0, 1:], reduction="sum")
+        assert g.loss_sum == pytest.approx(float(ref), rel=1e-4)
+
+
+def test_bf16_close_to_fp32(tiny):
+    model, tok = tiny
+    a = example_losses(model, tok, EXAMPLES, precision="fp32")
+    b = example_losses(model, tok, EXAMPLES, precision="bf16")
+    for x, y in zip(a, b):
+        assert y.mean == pytest.approx(x.mean, rel=0.02)
+
+
+def test_mean_loss_is_token_weighted_and_skips_flagged():
+    xs = [ExampleLoss("a", 6.0, 3, 2.0), ExampleLoss("b", 1.0, 1, 1.0),
+          ExampleLoss("c", math.nan, 0, math.nan, "too_long")]
+    assert mean_loss(xs) == pytest.approx(7.0 / 4)
+    assert math.isnan(mean_loss(xs[2:]))
