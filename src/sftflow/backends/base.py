@@ -19,6 +19,7 @@ class GenParams:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int = 0
+    logprobs: bool = False            # ask for per-token log-probabilities where the backend has them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,6 +34,9 @@ class Completion:
     logprobs: list[float] | None = None
     error: str | None = None
     cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @runtime_checkable

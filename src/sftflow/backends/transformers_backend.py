@@ -1,0 +1,151 @@
+"""A local model through transformers: batched, left-padded, seeded generation.
+
+Prompts are rendered with the model's own chat template and its generation prompt,
+sorted by length and cut into batches, so each batch pads little; decoder-only
+models need *left* padding so every row's next token sits at the same position.
+A row's ``finish_reason`` is "stop" when the model emitted an end-of-turn/eos token
+or one of the stop strings, "length" when it ran out of ``max_new_tokens``.
+The backend keeps a running tokens-per-second figure in ``stats``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from .base import Completion, GenParams
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, model: str | None = None, *, batch_size: int = 8, device: str | None = None,
+                 model_obj: Any = None, tokenizer: Any = None, dtype: Any = None):
+        import torch
+        from ..models import DEFAULT_MODEL, load_model, load_tokenizer
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.model = str(model or DEFAULT_MODEL)
+        self.batch_size = batch_size
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tok = tokenizer if tokenizer is not None else load_tokenizer(model)
+        self.lm = model_obj if model_obj is not None else load_model(model, dtype=dtype)
+        self.lm.to(self.device)
+        self.lm.eval()
+        if self.tok.pad_token is None:
+            self.tok.pad_token = self.tok.eos_token
+        self.tok.padding_side = "left"
+        self.stop_ids = self._stop_token_ids()
+        self.stats = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": self.model, "batch_size": self.batch_size,
+                "device": self.device}
+
+    @property
+    def tokens_per_second(self) -> float:
+        s = self.stats["seconds"]
+        return self.stats["completion_tokens"] / s if s > 0 else 0.0
+
+    def _stop_token_ids(self) -> list[int]:
+        """eos plus the template's end-of-turn tokens: either one ends the answer."""
+        ids: set[int] = set()
+        eos = self.tok.eos_token_id
+        if eos is not None:
+            ids.add(int(eos))
+        gen_eos = getattr(getattr(self.lm, "generation_config", None), "eos_token_id", None)
+        for e in (gen_eos if isinstance(gen_eos, list) else [gen_eos]):
+            if e is not None:
+                ids.add(int(e))
+        vocab = self.tok.get_vocab()
+        for t in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"):
+            if t in vocab:
+                ids.add(int(vocab[t]))
+        return sorted(ids)
+
+    def _render(self, messages: list[dict[str, str]]) -> list[int]:
+        if getattr(self.tok, "chat_template", None):
+            ids = self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+            if isinstance(ids, dict) or hasattr(ids, "keys"):   # BatchEncoding in newer versions
+                ids = ids["input_ids"]
+            return list(ids)
+        # A base model without a template: plain text, one turn per paragraph.
+        text = "\n\n".join(m["content"] for m in messages) + "\n\n"
+        return self.tok(text, add_special_tokens=True)["input_ids"]
+
+    def _finish(self, new_ids: list[int], params: GenParams) -> tuple[str, str, int]:
+        """(text, finish_reason, n_tokens) for one row of generated ids."""
+        n = len(new_ids)
+        reason = "length"
+        for j, t in enumerate(new_ids):
+            if t in self.stop_ids:         # the end-of-turn token (pad == eos is common: same thing)
+                new_ids, n, reason = new_ids[:j], j + 1, "stop"
+                break
+        text = self.tok.decode(new_ids, skip_special_tokens=True)
+        cut = [text.index(s) for s in params.stop if s and s in text]
+        if cut:
+            text, reason = text[: min(cut)], "stop"
+        if reason == "length" and len(new_ids) < params.max_new_tokens:
+            reason = "stop"                 # ended early through a stop string on the token level
+        return text, reason, n
+
+    def generate(self, requests: list[list[dict[str, str]]], params: GenParams,
+                 on_result: Callable[[int, Completion], None] | None = None) -> list[Completion]:
+        import torch
+        if not requests:
+            return []
+        encoded = [self._render(m) for m in requests]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        out: list[Completion | None] = [None] * len(encoded)
+        pad = self.tok.pad_token_id
+        for b, start in enumerate(range(0, len(order), self.batch_size)):
+            idx = order[start:start + self.batch_size]
+            width = max(len(encoded[i]) for i in idx)
+            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            attn = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                ids = encoded[i]
+                input_ids[r, width - len(ids):] = torch.tensor(ids)
+                attn[r, width - len(ids):] = 1
+            gen_kwargs: dict[str, Any] = {
+                "max_new_tokens": params.max_new_tokens, "pad_token_id": pad,
+                "eos_token_id": self.stop_ids, "do_sample": params.temperature > 0,
+            }
+            if params.temperature > 0:
+                gen_kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+            else:
+                # greedy; clear sampling defaults a model's generation_config may carry
+                gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+            if params.stop:
+                gen_kwargs.update(stop_strings=list(params.stop), tokenizer=self.tok)
+            if params.logprobs:
+                gen_kwargs.update(output_scores=True, return_dict_in_generate=True)
+            # Seeded per batch so a rerun of the same requests samples the same tokens.
+            torch.manual_seed(params.seed + b)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                res = self.lm.generate(input_ids=input_ids.to(self.device),
+                                       attention_mask=attn.to(self.device), **gen_kwargs)
+            seqs = res.sequences if params.logprobs else res
+            trans = None
+            if params.logprobs:
+                trans = self.lm.compute_transition_scores(res.sequences, res.scores,
+                                                          normalize_logits=True).cpu()
+            batch_tokens = 0
+            done: list[tuple[int, Completion]] = []
+            for r, i in enumerate(idx):
+                new = seqs[r, width:].tolist()
+                text, reason, n = self._finish(new, params)
+                batch_tokens += n
+                lp = [float(x) for x in trans[r, :n]] if trans is not None else None
+                done.append((i, Completion(text=text, finish_reason=reason, completion_tokens=n,
+                                           prompt_tokens=len(encoded[i]), logprobs=lp)))
+            self.stats["seconds"] += time.perf_counter() - t0
+            self.stats["completion_tokens"] += batch_tokens
+            self.stats["prompt_tokens"] += sum(len(encoded[i]) for i in idx)
+            self.stats["requests"] += len(idx)
+            for i, c in done:
+                out[i] = c
+                if on_result:
+                    on_result(i, c)
+        return out  # type: ignore[return-value]
