@@ -21,6 +21,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 STAGE_COMMANDS = (
     "sftflow.data_commands",      # convert, inspect
     "sftflow.train.commands",     # train
+    "sftflow.evaluate.commands",  # eval, judge
+    "sftflow.report.commands",    # report
     "sftflow.recipe_commands",    # run, demo
 )
 

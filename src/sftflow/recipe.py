@@ -23,6 +23,8 @@ from pydantic import Field
 from .config import StrictModel, dump_yaml, load_config
 from .io import read_examples, write_examples, write_rejected
 from .models import DEFAULT_MODEL
+from .evaluate.config import EvalConfig
+from .report.config import ReportConfig
 from .train.config import TrainConfig
 
 
@@ -41,11 +43,15 @@ class Recipe(StrictModel):
     output_dir: str | None = None
     data: DataSection = Field(default_factory=DataSection)
     train: TrainConfig | None = None
+    eval: EvalConfig | None = None
+    report: ReportConfig | None = None
 
 
 # stage name -> "module:function"; each function is run_stage(cfg, state) -> None.
 STAGE_RUNNERS: dict[str, str] = {
     "train": "sftflow.train.stage:run_stage",
+    "eval": "sftflow.evaluate.stage:run_stage",
+    "report": "sftflow.report.stage:run_stage",
 }
 STAGE_ORDER = ("generate", "curate", "select", "train", "eval", "report")
 

@@ -1,0 +1,140 @@
+"""What ``sftflow eval`` does, as one typed config (the ``eval`` section of a recipe).
+
+Every part can be switched off on its own: held-out loss, side-by-side generations,
+behaviour probes, multiple-choice forgetting tasks and the LLM judge. Defaults are
+what a first run on a laptop should do: greedy generations, the shipped probes, the
+shipped general-knowledge forgetting task, and no judge (a judge needs a model the
+user chooses).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..config import StrictModel
+
+ProbeKind = Literal["regex", "prefix", "finish_reason", "repeated_ngrams", "length"]
+
+
+class ProbeSpec(StrictModel):
+    """One behaviour probe: a rule that is true or false for each answer.
+
+    kinds: ``regex`` (``pattern`` searched in the answer, or only in its first
+    ``head_chars`` characters), ``prefix`` (answer starts with ``prefix`` after
+    leading whitespace), ``finish_reason`` (equals ``equals``: "stop" or "length"),
+    ``repeated_ngrams`` (some word ``n``-gram occurs at least ``min_repeats`` times),
+    ``length`` (answer longer than ``above`` / shorter than ``below``, in ``unit``).
+    ``negate`` flips the rule, so a format rule can count its violations.
+    """
+
+    name: str
+    kind: ProbeKind
+    description: str = ""
+    pattern: str | None = None
+    ignore_case: bool = True
+    head_chars: int | None = Field(None, gt=0)
+    prefix: str | None = None
+    equals: Literal["stop", "length"] | None = None
+    n: int = Field(4, ge=1)
+    min_repeats: int = Field(3, ge=2)
+    unit: Literal["words", "chars", "tokens"] = "words"
+    above: float | None = None
+    below: float | None = None
+    negate: bool = False
+
+    @model_validator(mode="after")
+    def _needs(self):
+        need = {"regex": ("pattern",), "prefix": ("prefix",), "finish_reason": ("equals",)}
+        for f in need.get(self.kind, ()):
+            if getattr(self, f) is None:
+                raise ValueError(f"probe '{self.name}' of kind '{self.kind}' needs '{f}'")
+        if self.kind == "length" and self.above is None and self.below is None:
+            raise ValueError(f"probe '{self.name}' of kind 'length' needs 'above' or 'below'")
+        if self.kind == "regex":
+            import re
+            try:
+                re.compile(self.pattern)
+            except re.error as e:
+                raise ValueError(f"probe '{self.name}': bad regex {self.pattern!r}: {e}") from None
+        return self
+
+
+# The shipped probes. The apology/hedge preamble is the fintech case from the
+# mission: an assistant that opens with "I'm sorry" or "As an AI" wastes the
+# reader's first line, so a good tune should drive this rate near zero.
+DEFAULT_PROBES: list[dict] = [
+    {"name": "apology_preamble", "kind": "regex", "head_chars": 80,
+     "description": "opens with an apology or hedge",
+     "pattern": r"^\W*(I'?m sorry|I am sorry|sorry\b|I apologi[sz]e|my apologies|as an AI|"
+                r"as a language model|unfortunately|I'?m afraid|I'?m just an AI)"},
+    {"name": "refusal", "kind": "regex", "description": "declines to answer",
+     "pattern": r"\b(I can(?:no|')t (?:help|assist|provide|answer|do that|comply|fulfill)|"
+                r"I(?: am|'m) (?:not able|unable) to (?:help|assist|provide|answer)|"
+                r"I won'?t (?:help|provide|answer)|I will not (?:help|provide|answer)|"
+                r"I must decline|against my (?:guidelines|programming|policy))"},
+    {"name": "hit_token_limit", "kind": "finish_reason", "equals": "length",
+     "description": "ran into max_new_tokens instead of ending its turn"},
+    {"name": "repeated_ngrams", "kind": "repeated_ngrams", "n": 4, "min_repeats": 3,
+     "description": "some 4-word sequence occurs 3 or more times (looping)"},
+    {"name": "long_answer", "kind": "length", "unit": "words", "above": 200,
+     "description": "more than 200 words"},
+]
+
+
+class ChoiceSection(StrictModel):
+    tasks: list[str] = Field(default_factory=lambda: ["general_knowledge"],
+                             description="JSONL files (question/choices/answer), the shipped "
+                                         "'general_knowledge', or 'lm_eval:<task>'")
+    num_fewshot: int = Field(0, ge=0)
+    limit: int | None = Field(None, gt=0, description="first N questions per task")
+    batch_size: int = Field(8, gt=0)
+    metric: Literal["acc", "acc_norm", "acc_bytes"] = "acc"
+    warn_drop: float = Field(2.0, ge=0, description="points of accuracy lost that warn")
+    fail_drop: float = Field(5.0, ge=0, description="points of accuracy lost that fail the eval")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.fail_drop < self.warn_drop:
+            raise ValueError(f"fail_drop ({self.fail_drop}) must be >= warn_drop ({self.warn_drop})")
+        return self
+
+
+class JudgeSection(StrictModel):
+    backend: Literal["transformers", "openai", "fake"] = "transformers"
+    model: str | None = Field(None, description="judge model; required for transformers/openai")
+    mode: Literal["pairwise", "single"] = "pairwise"
+    prompt: str | None = Field(None, description="prompt file; default: the shipped one for the mode")
+    max_new_tokens: int = Field(256, gt=0)
+    bootstrap: int = Field(1000, ge=100)
+    seed: int = 0
+    limit: int | None = Field(None, gt=0, description="judge only the first N pairs")
+    batch_size: int = Field(4, gt=0)
+
+
+class EvalConfig(StrictModel):
+    model: str | None = Field(None, description="the tuned model (folder or adapter folder)")
+    base: str | None = Field(None, description="the base model to compare with")
+    data: list[str] = Field(default_factory=list, description="held-out files")
+    limit: int | None = Field(None, gt=0, description="use the first N held-out examples")
+    loss: bool = True
+    train_on: Literal["last", "assistant", "all"] = "last"
+    max_length: int | None = Field(None, gt=0)
+    batch_size: int = Field(8, gt=0)
+    generate: bool = True
+    max_new_tokens: int = Field(256, gt=0)
+    temperature: float = Field(0.0, ge=0)
+    probes: list[ProbeSpec] = Field(default_factory=lambda: [ProbeSpec(**p) for p in DEFAULT_PROBES])
+    extra_probes: list[ProbeSpec] = Field(default_factory=list,
+                                          description="added to 'probes' (keeps the defaults)")
+    choice: ChoiceSection | None = Field(default_factory=ChoiceSection)
+    judge: JudgeSection | None = None
+
+    def all_probes(self) -> list[ProbeSpec]:
+        names = [p.name for p in self.probes + self.extra_probes]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"probe names must be unique; repeated: {', '.join(sorted(dup))}")
+        return list(self.probes) + list(self.extra_probes)

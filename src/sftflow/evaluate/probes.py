@@ -1,0 +1,114 @@
+"""Behaviour probes: simple rules counted over answers, each a rate with a 95% interval.
+
+A probe says yes or no for one answer (does it open with an apology? did it hit the
+token limit?). Over a set of answers that is a proportion, reported with a Wilson
+interval so that "3 of 40" is not read as a precise 7.5%. Probes are data (YAML),
+not code, so a user adds a house format rule without writing Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..config import ConfigError, validate
+from .config import DEFAULT_PROBES, ProbeSpec
+from .stats import rate
+
+
+def _length(answer: dict[str, Any], unit: str) -> float:
+    text = answer.get("text") or ""
+    if unit == "chars":
+        return len(text)
+    if unit == "tokens":
+        if answer.get("completion_tokens") is None:
+            raise ValueError("a 'tokens' length probe needs completion_tokens in each answer")
+        return answer["completion_tokens"]
+    return len(text.split())
+
+
+def max_ngram_repeats(text: str, n: int) -> int:
+    words = text.lower().split()
+    if len(words) < n:
+        return 0
+    counts = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return max(counts.values())
+
+
+class Probe:
+    """A compiled ProbeSpec: ``probe(answer) -> bool``."""
+
+    def __init__(self, spec: ProbeSpec):
+        self.spec = spec
+        self.name = spec.name
+        flags = re.IGNORECASE if spec.ignore_case else 0
+        self._re = re.compile(spec.pattern, flags) if spec.pattern else None
+
+    def raw(self, answer: dict[str, Any]) -> bool:
+        s = self.spec
+        text = answer.get("text") or ""
+        if s.kind == "regex":
+            return self._re.search(text[: s.head_chars] if s.head_chars else text) is not None
+        if s.kind == "prefix":
+            t, p = text.lstrip(), s.prefix
+            return t.lower().startswith(p.lower()) if s.ignore_case else t.startswith(p)
+        if s.kind == "finish_reason":
+            return answer.get("finish_reason") == s.equals
+        if s.kind == "repeated_ngrams":
+            return max_ngram_repeats(text, s.n) >= s.min_repeats
+        if s.kind == "length":
+            v = _length(answer, s.unit)
+            return (s.above is not None and v > s.above) or (s.below is not None and v < s.below)
+        raise ValueError(f"unknown probe kind {s.kind!r}")
+
+    def __call__(self, answer: dict[str, Any]) -> bool:
+        return self.raw(answer) != self.spec.negate
+
+
+def as_specs(probes: Iterable[ProbeSpec | dict] | None) -> list[ProbeSpec]:
+    if probes is None:
+        probes = DEFAULT_PROBES
+    return [p if isinstance(p, ProbeSpec) else validate(ProbeSpec, p, "probe") for p in probes]
+
+
+def load_probes(path: str | Path) -> list[ProbeSpec]:
+    """A YAML file with ``probes: [...]`` (or a bare list)."""
+    import yaml
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    data = yaml.safe_load(path.read_text("utf-8"))
+    if isinstance(data, dict):
+        data = data.get("probes")
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a list of probes (or a mapping with 'probes:')")
+    out = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{path}: probes[{i}]: expected a mapping")
+        out.append(validate(ProbeSpec, item, f"{path}: probes[{i}]"))
+    return out
+
+
+def run_probes(answers: list[dict[str, Any]], probes: Iterable[ProbeSpec | dict] | None = None) -> dict:
+    """``answers``: dicts with ``text`` and ``finish_reason`` (optionally ``completion_tokens``).
+
+    Returns ``{probe name: {rate, low, high, n, count, errors}}``. Answers whose
+    generation failed (finish_reason "error") are not judged; they are counted in
+    ``errors`` so a rate over fewer answers is visible, not hidden.
+    """
+    specs = as_specs(probes)
+    valid = [a for a in answers if a.get("finish_reason") != "error"]
+    errors = len(answers) - len(valid)
+    out: dict[str, dict] = {}
+    for spec in specs:
+        probe = Probe(spec)
+        count = sum(bool(probe(a)) for a in valid)
+        r = rate(count, len(valid))
+        r["errors"] = errors
+        if spec.kind == "length" and valid:
+            r["mean_length"] = sum(_length(a, spec.unit) for a in valid) / len(valid)
+        out[spec.name] = r
+    return out

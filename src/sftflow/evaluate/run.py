@@ -1,0 +1,253 @@
+"""``evaluate(cfg, model, base, data, out_dir)``: every check, both models, one metrics.json.
+
+Each model is loaded once and used for everything (loss, multiple-choice, greedy
+generations) before the next is loaded, so peak memory is one model (plus the judge
+at the end). A side's results are saved under ``parts/`` keyed by the model's
+weights, the config and the data; an interrupted eval resumes from there.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..backends import GenParams
+from ..io import load_examples, sha256_file, write_jsonl, write_manifest
+from ..models import load_model, load_tokenizer, weights_hash
+from .config import EvalConfig
+from .generations import generate_answers, side_by_side
+from .loss import compare, heldout_loss, per_example_table
+from .probes import run_probes
+
+console = Console(stderr=True)
+
+
+class EvalFailed(RuntimeError):
+    """The eval finished but a gate failed (e.g. forgetting beyond ``fail_drop``)."""
+
+    def __init__(self, reasons: list[str], metrics_path: Path | None = None):
+        self.reasons = reasons
+        self.metrics_path = metrics_path
+        super().__init__("evaluation failed: " + "; ".join(reasons))
+
+
+def clean_json(v: Any) -> Any:
+    """NaN/inf are not JSON; write them as null so browsers and jq can read the file."""
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, dict):
+        return {k: clean_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [clean_json(x) for x in v]
+    return v
+
+
+def _load_tokenizer(path: str, fallback: str | None):
+    try:
+        return load_tokenizer(path)
+    except (OSError, ValueError):
+        # An adapter folder saved without its tokenizer: the base model's is the right one.
+        if fallback is None:
+            raise
+        return load_tokenizer(fallback)
+
+
+def _part_key(model: str, cfg: EvalConfig, data_sha: str) -> str:
+    try:
+        wh = weights_hash(model)
+    except OSError:
+        wh = str(model)
+    cfg_json = cfg.model_dump_json(exclude={"judge", "model", "base", "data"})
+    return hashlib.sha256(f"{model}|{wh}|{cfg_json}|{data_sha}".encode()).hexdigest()[:16]
+
+
+def evaluate_side(cfg: EvalConfig, model_path: str, examples, *, tokenizer_fallback: str | None = None,
+                  label: str = "") -> dict[str, Any]:
+    """Loss, multiple-choice and generations for one model."""
+    import torch
+
+    from .choice import load_task, score_items
+
+    t0 = time.perf_counter()
+    console.print(f"[sftflow] eval: loading {label} model {model_path}")
+    tok = _load_tokenizer(model_path, tokenizer_fallback)
+    lm = load_model(model_path)
+    lm.eval()
+    out: dict[str, Any] = {"model": model_path, "timing": {}}
+    if cfg.loss:
+        t = time.perf_counter()
+        with console.status(f"{label}: held-out loss on {len(examples)} examples"):
+            out["loss"], out["loss_rows"] = heldout_loss(lm, tok, examples, train_on=cfg.train_on,
+                                                         max_length=cfg.max_length,
+                                                         batch_size=cfg.batch_size)
+        out["timing"]["loss_s"] = time.perf_counter() - t
+    if cfg.choice is not None:
+        t = time.perf_counter()
+        out["choice"] = {}
+        for spec in cfg.choice.tasks:
+            name, items = load_task(spec)
+            if cfg.choice.limit:
+                items = items[: cfg.choice.limit]
+            with console.status(f"{label}: multiple-choice '{name}' ({len(items)} questions)"):
+                res = score_items(lm, tok, items, num_fewshot=cfg.choice.num_fewshot,
+                                  seed=cfg.choice.seed, batch_size=cfg.choice.batch_size)
+            out["choice"][name] = res
+        out["timing"]["choice_s"] = time.perf_counter() - t
+    if cfg.generate:
+        from ..backends.transformers_backend import TransformersBackend
+        t = time.perf_counter()
+        backend = TransformersBackend(model=model_path, model_obj=lm, tokenizer=tok,
+                                      batch_size=cfg.batch_size)
+        params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
+        with console.status(f"{label}: generating {len(examples)} answers"):
+            out["answers"] = generate_answers(backend, examples, params)
+        out["timing"]["generate_s"] = time.perf_counter() - t
+        del backend
+    out["timing"]["total_s"] = time.perf_counter() - t0
+    del lm
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return out
+
+
+def _side(cfg, model_path, examples, parts: Path, data_sha: str, label: str, fallback) -> dict:
+    key = _part_key(model_path, cfg, data_sha)
+    part = parts / f"{label}.json"
+    if part.exists():
+        saved = json.loads(part.read_text())
+        if saved.get("key") == key:
+            console.print(f"[sftflow] eval: reusing saved {label} results ({part})")
+            return saved["result"]
+    res = evaluate_side(cfg, model_path, examples, tokenizer_fallback=fallback, label=label)
+    parts.mkdir(parents=True, exist_ok=True)
+    part.write_text(json.dumps({"key": key, "result": clean_json(res)}))
+    return res
+
+
+def _choice_summary(res: dict | None) -> dict | None:
+    if res is None:
+        return None
+    return {k: res[k] for k in ("acc", "acc_norm", "acc_bytes", "n")}
+
+
+def evaluate(cfg: EvalConfig, model: str | None = None, base: str | None = None,
+             data: list[str] | str | None = None, out_dir: str | Path = "eval") -> dict[str, Any]:
+    """Run the eval and write ``generations.jsonl`` and ``metrics.json`` into ``out_dir``.
+
+    Returns the metrics. ``metrics["status"]`` is "pass", "warn" or "fail"; the
+    caller decides whether a failure is an exit code (the CLI) or an exception.
+    """
+    from .choice import forgetting
+
+    t_start = time.perf_counter()
+    model = model or cfg.model
+    base = base or cfg.base
+    if isinstance(data, (str, Path)):
+        data = [str(data)]
+    data = list(data or cfg.data)
+    if not model:
+        raise ValueError("evaluate needs a model (the tuned model to evaluate)")
+    if not data and (cfg.loss or cfg.generate):
+        raise ValueError("evaluate needs held-out data for loss and generations (--data)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    examples = load_examples(data) if data else []
+    if cfg.limit:
+        examples = examples[: cfg.limit]
+    data_sha = hashlib.sha256("".join(sha256_file(p) for p in data).encode()).hexdigest()
+    parts = out_dir / "parts"
+
+    sides: dict[str, dict] = {}
+    if base:
+        sides["base"] = _side(cfg, base, examples, parts, data_sha, "base", None)
+    sides["tuned"] = _side(cfg, model, examples, parts, data_sha, "tuned", base)
+
+    metrics: dict[str, Any] = {"model": model, "base": base, "data": data, "n_examples": len(examples),
+                               "config": cfg.model_dump(mode="json")}
+    reasons: list[str] = []
+    status = "pass"
+
+    if cfg.loss:
+        metrics["loss"] = compare(sides.get("base", {}).get("loss"), sides["tuned"].get("loss"))
+        write_jsonl(out_dir / "loss_per_example.jsonl",
+                    per_example_table(sides.get("base", {}).get("loss_rows"), sides["tuned"]["loss_rows"]))
+
+    if cfg.generate:
+        probes = cfg.all_probes()
+        metrics["probes"] = {}
+        per_side = {s: run_probes(r["answers"], probes) for s, r in sides.items()}
+        for p in probes:
+            metrics["probes"][p.name] = {"description": p.description or p.kind,
+                                         **{s: per_side[s][p.name] for s in per_side}}
+        write_jsonl(out_dir / "generations.jsonl",
+                    side_by_side(examples, sides.get("base", {}).get("answers"), sides["tuned"]["answers"]))
+
+    if cfg.choice is not None:
+        metrics["choice"] = {name: {s: _choice_summary(sides[s]["choice"].get(name)) for s in sides}
+                             for name in sides["tuned"]["choice"]}
+        if "base" in sides:
+            fg = forgetting({k: v for k, v in sides["base"]["choice"].items()},
+                            {k: v for k, v in sides["tuned"]["choice"].items()},
+                            metric=cfg.choice.metric, warn_drop=cfg.choice.warn_drop,
+                            fail_drop=cfg.choice.fail_drop)
+            metrics["forgetting"] = fg
+            for name, t in fg["tasks"].items():
+                if t["status"] != "pass":
+                    reasons.append(f"{name}: {t['metric']} changed by {t['delta_points']:+.1f} points "
+                                   f"(warn below -{fg['warn_drop']}, fail below -{fg['fail_drop']})")
+            status = fg["status"]
+
+    if cfg.judge is not None:
+        if not base or not cfg.generate:
+            raise ValueError("the judge compares base and tuned answers: give a base model and keep generate on")
+        metrics["judge"] = run_judge(cfg, examples, sides["base"]["answers"], sides["tuned"]["answers"], out_dir)
+
+    metrics["timing"] = {s: r["timing"] for s, r in sides.items()}
+    metrics["timing"]["total_s"] = time.perf_counter() - t_start
+    metrics["status"] = status
+    metrics["reasons"] = reasons
+    (out_dir / "metrics.json").write_text(json.dumps(clean_json(metrics), indent=2))
+    write_manifest(out_dir, stage="eval", inputs=data, config=cfg,
+                   counts={"examples": len(examples), "status": status})
+    return metrics
+
+
+def run_judge(cfg: EvalConfig, examples, base_answers: list[dict], tuned_answers: list[dict],
+              out_dir: Path) -> dict[str, Any]:
+    from ..backends import get_backend
+    from .judge import judge_pairwise, judge_single
+
+    j = cfg.judge
+    if j.backend != "fake" and not j.model:
+        raise ValueError("judge.model is required (the model that judges, e.g. a local folder)")
+    options = {"batch_size": j.batch_size} if j.backend == "transformers" else {}
+    backend = get_backend(j.backend, model=j.model, **options)
+    n = min(len(examples), j.limit or len(examples))
+    questions = [e.prompt for e in examples[:n]]
+    base_t = [a["text"] for a in base_answers[:n]]
+    tuned_t = [a["text"] for a in tuned_answers[:n]]
+    t = time.perf_counter()
+    with console.status(f"judging {n} pairs with {j.backend}:{j.model}"):
+        if j.mode == "pairwise":
+            summary, rows = judge_pairwise(backend, questions, tuned_t, base_t, prompt=j.prompt,
+                                           max_new_tokens=j.max_new_tokens, bootstrap=j.bootstrap, seed=j.seed)
+        else:
+            summary, rows = judge_single(backend, questions, {"base": base_t, "tuned": tuned_t},
+                                         prompt=j.prompt, max_new_tokens=j.max_new_tokens,
+                                         bootstrap=j.bootstrap, seed=j.seed)
+    for r in rows:
+        r["id"] = examples[r["index"]].id
+    write_jsonl(out_dir / "judgments.jsonl", rows)
+    summary.update({"backend": j.backend, "judge_model": j.model, "seconds": time.perf_counter() - t})
+    if summary.get("unparsed"):
+        console.print(f"[yellow][sftflow] judge: {summary['unparsed']} verdict(s) could not be parsed; "
+                      f"see {out_dir / 'judgments.jsonl'}[/yellow]")
+    return summary
