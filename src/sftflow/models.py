@@ -122,6 +122,13 @@ def load_model(name: str | None = None, *, dtype: Any = None, device: str | None
     from transformers import AutoModelForCausalLM
     path = resolve_model(name)
     kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
+    adapter_cfg = Path(path) / "adapter_config.json"
+    if adapter_cfg.exists():
+        # A LoRA output folder: load its base model, then the adapter on top.
+        from peft import PeftModel
+        base_name = json.loads(adapter_cfg.read_text()).get("base_model_name_or_path")
+        base = load_model(base_name, dtype=dtype, device=device)
+        return PeftModel.from_pretrained(base, path).eval()
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as e:

@@ -1,0 +1,67 @@
+"""Training options. The class is the schema: every field is a flag and a YAML key."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..config import StrictModel
+
+DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TrainConfig(StrictModel):
+    model: str | None = Field(None, description="model alias, local folder or hub id (recipe's model if unset)")
+    data: list[str] = Field(default_factory=list, description="training files (recipe data if unset)")
+    eval: list[str] = Field(default_factory=list, description="held-out files; empty = seeded split")
+    eval_fraction: float = Field(0.1, gt=0, lt=1)
+    format: str = "auto"
+    output_dir: str | None = None
+
+    method: Literal["lora", "full"] = "lora"
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
+
+    learning_rate: float | None = Field(None, gt=0, description="default 2e-4 for LoRA, 2e-5 for full")
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    weight_decay: float = Field(0.1, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="> 0 overrides epochs")
+    max_length: int = Field(1024, ge=8)
+    train_on: Literal["assistant", "last", "all"] = "assistant"
+    template: str | None = Field(None, description="fallback template for models without one: alpaca, chatml")
+    group_by_length: bool = True
+
+    eval_steps: int | None = Field(None, ge=1, description="evaluate every N steps; None = each epoch")
+    logging_steps: int = Field(10, ge=1)
+    save_total_limit: int = Field(2, ge=1)
+    keep_best: bool = True
+    early_stopping_patience: int | None = Field(None, ge=1)
+    early_stopping_min_delta: float = Field(0.0, ge=0)
+    overfit_gap: float = Field(0.3, gt=0)
+    report_to: list[str] = Field(default_factory=list)
+
+    gradient_checkpointing: bool = False
+    bf16: Literal["auto", True, False] = False
+    seed: int = 0
+    merge: bool = False
+    smoke: bool = False
+    resume: bool = False
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all cores)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.merge and self.method != "lora":
+            raise ValueError("merge only applies to method=lora (a full fine-tune is already a full model)")
+        return self
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rate or (2e-4 if self.method == "lora" else 2e-5)
