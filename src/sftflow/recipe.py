@@ -23,6 +23,7 @@ from pydantic import Field
 from .config import StrictModel, dump_yaml, load_config
 from .io import read_examples, write_examples, write_rejected
 from .models import DEFAULT_MODEL
+from .curate.config import CurateConfig
 from .evaluate.config import EvalConfig
 from .report.config import ReportConfig
 from .train.config import TrainConfig
@@ -42,6 +43,7 @@ class Recipe(StrictModel):
     seed: int = 0
     output_dir: str | None = None
     data: DataSection = Field(default_factory=DataSection)
+    curate: CurateConfig | None = None
     train: TrainConfig | None = None
     eval: EvalConfig | None = None
     report: ReportConfig | None = None
@@ -49,6 +51,7 @@ class Recipe(StrictModel):
 
 # stage name -> "module:function"; each function is run_stage(cfg, state) -> None.
 STAGE_RUNNERS: dict[str, str] = {
+    "curate": "sftflow.curate.stage:run_stage",
     "train": "sftflow.train.stage:run_stage",
     "eval": "sftflow.evaluate.stage:run_stage",
     "report": "sftflow.report.stage:run_stage",

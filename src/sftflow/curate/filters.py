@@ -1,0 +1,202 @@
+"""Per-record quality filters. Each measures, records the numbers, then decides.
+
+Thresholds are the seed's defaults (LIMA-style curation): instruction 5-512 tokens,
+response 20-2048 tokens, unique-word ratio >= 0.3 over responses of more than 10
+words, no response over 50 characters that stops mid-word, nothing under 20
+characters, refusals flagged (dropped on request), no chat-template markers inside
+content.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..schema import Example
+from .config import (EmptyParams, LengthParams, RefusalParams, RepetitionParams, TemplateLeakParams,
+                     TruncationParams)
+from .steps import Decision, Filter
+
+# Words for the repetition measures: letters/digits runs, lower-cased. CJK and kana are
+# taken one character at a time because those scripts do not separate words by spaces.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
+
+
+def words(text: str) -> list[str]:
+    return WORD_RE.findall(text.lower())
+
+
+class EmptyFilter(Filter):
+    name = "empty"
+
+    def __init__(self, params: EmptyParams | None = None):
+        self.p = params or EmptyParams()
+
+    def measure(self, ex: Example) -> dict[str, Any]:
+        empty_turns = [i for i, m in enumerate(ex.messages)
+                       if m["role"] != "system" and not m["content"].strip()]
+        return {"response_chars": len(ex.response.strip()), "empty_turns": empty_turns}
+
+    def decide(self, ex: Example, m: dict[str, Any]) -> Decision:
+        if self.p.reject_empty_turns and m["empty_turns"]:
+            i = m["empty_turns"][0]
+            return False, f"empty turn: messages[{i}] ({ex.messages[i]['role']}) has no text", m["empty_turns"]
+        if m["response_chars"] < self.p.min_response_chars:
+            return (False, f"near-empty response: {m['response_chars']} characters < "
+                           f"{self.p.min_response_chars}", m["response_chars"])
+        return True
+
+
+class LengthFilter(Filter):
+    """Token lengths with the training tokenizer, so limits mean what training will see."""
+
+    name = "length"
+
+    def __init__(self, params: LengthParams | None = None, tokenizer=None, model: str | None = None):
+        self.p = params or LengthParams()
+        self._tok = tokenizer
+        self._model = self.p.model or model
+
+    @property
+    def tokenizer(self):
+        if self._tok is None:
+            from ..models import load_tokenizer
+            self._tok = load_tokenizer(self._model)
+        return self._tok
+
+    def _count(self, texts: list[str]) -> list[int]:
+        out: list[int] = []
+        bs = self.p.batch_size
+        for i in range(0, len(texts), bs):
+            enc = self.tokenizer(texts[i:i + bs], add_special_tokens=False)["input_ids"]
+            out.extend(len(ids) for ids in enc)
+        return out
+
+    def measure_many(self, examples: list[Example]) -> list[dict[str, Any]]:
+        # One tokenizer call per batch over every message content; lengths are then
+        # summed per example (content only: the chat template's headers are the same
+        # few tokens for every example and belong to the template, not the data).
+        contents, owners = [], []
+        for k, ex in enumerate(examples):
+            for m in ex.messages:
+                contents.append(m["content"])
+                owners.append(k)
+        lengths = self._count(contents)
+        per_ex: list[list[int]] = [[] for _ in examples]
+        for k, n in zip(owners, lengths):
+            per_ex[k].append(n)
+        out = []
+        for ex, ls in zip(examples, per_ex):
+            last_assistant = max(i for i, m in enumerate(ex.messages) if m["role"] == "assistant")
+            prompt_idx = max((i for i, m in enumerate(ex.messages[:last_assistant]) if m["role"] == "user"),
+                             default=None)
+            out.append({"instruction_tokens": ls[prompt_idx] if prompt_idx is not None else 0,
+                        "response_tokens": ls[last_assistant], "total_tokens": sum(ls)})
+        return out
+
+    def measure(self, ex: Example) -> dict[str, Any]:
+        return self.measure_many([ex])[0]
+
+    def decide(self, ex: Example, m: dict[str, Any]) -> Decision:
+        p = self.p
+        checks = [("instruction_tokens", p.min_instruction, p.max_instruction, "instruction"),
+                  ("response_tokens", p.min_response, p.max_response, "response")]
+        for key, lo, hi, label in checks:
+            if m[key] < lo:
+                return False, f"{label} too short: {m[key]} tokens < {lo}", m[key]
+            if m[key] > hi:
+                return False, f"{label} too long: {m[key]} tokens > {hi}", m[key]
+        if p.max_total is not None and m["total_tokens"] > p.max_total:
+            return False, f"example too long: {m['total_tokens']} tokens > {p.max_total}", m["total_tokens"]
+        return True
+
+
+def repeated_ngram_ratio(ws: list[str], n: int) -> float:
+    """Share of word n-grams that repeat an earlier n-gram of the same text (0 when none)."""
+    grams = [tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+class RepetitionFilter(Filter):
+    name = "repetition"
+
+    def __init__(self, params: RepetitionParams | None = None):
+        self.p = params or RepetitionParams()
+
+    def measure(self, ex: Example) -> dict[str, Any]:
+        ws = words(ex.response)
+        uniq = len(set(ws)) / len(ws) if ws else 1.0
+        return {"words": len(ws), "unique_word_ratio": round(uniq, 4),
+                "repeated_ngram_ratio": round(repeated_ngram_ratio(ws, self.p.ngram), 4)}
+
+    def decide(self, ex: Example, m: dict[str, Any]) -> Decision:
+        if m["words"] > self.p.min_words and m["unique_word_ratio"] < self.p.min_unique_word_ratio:
+            return (False, f"repetitive: unique-word ratio {m['unique_word_ratio']:.3f} < "
+                           f"{self.p.min_unique_word_ratio}", m["unique_word_ratio"])
+        if m["repeated_ngram_ratio"] > self.p.max_repeated_ngram_ratio:
+            return (False, f"repetitive: {m['repeated_ngram_ratio']:.3f} of word {self.p.ngram}-grams repeat "
+                           f"(> {self.p.max_repeated_ngram_ratio})", m["repeated_ngram_ratio"])
+        return True
+
+
+# A response "closes" when its last visible character is punctuation, a bracket, a
+# quote, markup or a digit/symbol; ending on a letter after more than 50 characters is
+# the signature of generation cut off by a token limit.
+class TruncationFilter(Filter):
+    name = "truncation"
+
+    def __init__(self, params: TruncationParams | None = None):
+        self.p = params or TruncationParams()
+
+    def measure(self, ex: Example) -> dict[str, Any]:
+        text = ex.response.rstrip()
+        last = text[-1:] or ""
+        truncated = len(text) > self.p.min_chars and last.isalpha()
+        return {"last_char": last, "truncated": truncated}
+
+    def decide(self, ex: Example, m: dict[str, Any]) -> Decision:
+        if m["truncated"]:
+            tail = ex.response.rstrip()[-30:]
+            return False, f"looks truncated: ends mid-word without closing punctuation (…{tail!r})", tail
+        return True
+
+
+class RefusalFilter(Filter):
+    name = "refusal"
+
+    def __init__(self, params: RefusalParams | None = None):
+        self.p = params or RefusalParams()
+        self._re = re.compile("|".join(f"(?:{p})" for p in self.p.patterns), re.IGNORECASE)
+
+    def measure(self, ex: Example) -> dict[str, Any]:
+        hit = self._re.search(ex.response)
+        return {"flagged": hit is not None, "match": hit.group(0) if hit else None}
+
+    def decide(self, ex: Example, m: dict[str, Any]) -> Decision:
+        if self.p.drop and m["flagged"]:
+            return False, f"refusal or boilerplate: {m['match']!r}", m["match"]
+        return True
+
+
+class TemplateLeakFilter(Filter):
+    name = "template_leak"
+
+    def __init__(self, params: TemplateLeakParams | None = None):
+        self.p = params or TemplateLeakParams()
+        self._re = re.compile("|".join(f"(?:{p})" for p in self.p.patterns), re.MULTILINE)
+
+    def measure(self, ex: Example) -> dict[str, Any]:
+        for i, msg in enumerate(ex.messages):
+            hit = self._re.search(msg["content"])
+            if hit:
+                return {"leak": hit.group(0), "message": i}
+        return {"leak": None}
+
+    def decide(self, ex: Example, m: dict[str, Any]) -> Decision:
+        if m["leak"]:
+            return (False, f"template marker {m['leak']!r} inside messages[{m['message']}] content",
+                    m["leak"])
+        return True

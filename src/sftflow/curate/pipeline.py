@@ -1,0 +1,161 @@
+"""Run curation steps in order and write what was kept, what was not and why.
+
+``curate(inputs, out_dir, cfg)`` writes:
+
+- ``kept.jsonl``: the records that passed every step, with the measurements in metadata;
+- ``rejected.jsonl``: every other input line, the full record plus ``step``, ``reason``
+  and ``value`` (unreadable lines are rejected by the step ``read``);
+- ``manifest.json``: inputs with sha256, the resolved config, package versions and the
+  counts in and out of every step;
+- ``stats.json`` and PNG plots of the kept set.
+
+Embeddings are cached under ``out_dir/cache`` keyed by the texts and model, so a rerun
+after an interruption (or with a different threshold) does not embed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..embed import embed_texts
+from ..io import Rejected, read_examples, write_examples, write_manifest, write_rejected
+from ..schema import Example
+from .config import CurateConfig
+from .contamination import LeakageStep
+from .dedup import ExactDedup, NearDedup, SemanticDedup
+from .diversity import DiversityStep
+from .filters import (EmptyFilter, LengthFilter, RefusalFilter, RepetitionFilter, TemplateLeakFilter,
+                      TruncationFilter)
+from .steps import Step
+
+
+class EmbeddingCache:
+    """Embeddings on disk keyed by (method, model, texts): resume without re-embedding."""
+
+    def __init__(self, folder: str | Path | None):
+        self.folder = Path(folder) if folder else None
+
+    def __call__(self, texts: list[str], *, method: str = "sbert", model: str | None = None) -> np.ndarray:
+        h = hashlib.sha256(f"{method}\0{model}\0".encode())
+        for t in texts:
+            h.update(t.encode("utf-8", "surrogatepass"))
+            h.update(b"\0")
+        path = self.folder / f"emb-{h.hexdigest()[:24]}.npy" if self.folder else None
+        if path is not None and path.exists():
+            return np.load(path)
+        emb = embed_texts(texts, model, method=method, progress=len(texts) > 2000)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, emb)
+            tmp.replace(path)
+        return emb
+
+
+def build_steps(cfg: CurateConfig, *, model: str | None = None, tokenizer=None,
+                evals: list[Example] | None = None,
+                embeddings: Callable[..., np.ndarray] | None = None) -> list[Step]:
+    """The configured steps, in order, ready to run."""
+    factories: dict[str, Callable[[], Step]] = {
+        "empty": lambda: EmptyFilter(cfg.empty),
+        "length": lambda: LengthFilter(cfg.length, tokenizer=tokenizer, model=cfg.model or model),
+        "repetition": lambda: RepetitionFilter(cfg.repetition),
+        "truncation": lambda: TruncationFilter(cfg.truncation),
+        "refusal": lambda: RefusalFilter(cfg.refusal),
+        "template_leak": lambda: TemplateLeakFilter(cfg.template_leak),
+        "exact_dedup": lambda: ExactDedup(cfg.exact_dedup),
+        "near_dedup": lambda: NearDedup(cfg.near_dedup),
+        "semantic_dedup": lambda: SemanticDedup(cfg.semantic_dedup, embeddings=embeddings),
+        "diversity": lambda: DiversityStep(cfg.diversity, embeddings=embeddings),
+        "leakage": lambda: LeakageStep(cfg.leakage, evals=evals),
+    }
+    return [factories[name]() for name in cfg.steps]
+
+
+@dataclass
+class CurateResult:
+    kept: list[Example]
+    rejected: list[Rejected]
+    funnel: list[dict[str, Any]] = field(default_factory=list)
+    n_input: int = 0
+    stats: dict[str, Any] | None = None
+
+
+def run_steps(examples: list[Example], steps: list[Step], *, progress: bool = False) -> CurateResult:
+    """Apply ``steps`` in order; each step sees only what the previous ones kept."""
+    from rich.console import Console
+    console = Console(stderr=True)
+    current = list(examples)
+    rejected: list[Rejected] = []
+    funnel = []
+    for step in steps:
+        t0 = time.perf_counter()
+        if progress:
+            with console.status(f"curate: {step.name} on {len(current)} records"):
+                res = step.run(current)
+        else:
+            res = step.run(current)
+        if len(res.kept) + len(res.rejected) != len(current):
+            raise RuntimeError(f"step {step.name} lost records: {len(current)} in, {len(res.kept)} kept + "
+                               f"{len(res.rejected)} rejected")
+        funnel.append({"step": step.name, "in": len(current), "out": len(res.kept),
+                       "rejected": len(res.rejected), "flagged": res.flagged,
+                       "seconds": round(time.perf_counter() - t0, 3)})
+        if progress:
+            console.print(f"  {step.name:<15} {len(current):>8} -> {len(res.kept):>8}"
+                          f"  ({len(res.rejected)} rejected{', %d flagged' % res.flagged if res.flagged else ''})")
+        rejected.extend(res.rejected)
+        current = res.kept
+    return CurateResult(kept=current, rejected=rejected, funnel=funnel, n_input=len(examples))
+
+
+def curate(inputs: list[str | Path], out_dir: str | Path, cfg: CurateConfig | None = None, *,
+           fmt: str = "auto", model: str | None = None, tokenizer=None,
+           eval_paths: list[str | Path] | None = None, progress: bool = True) -> CurateResult:
+    """Read ``inputs``, run the configured steps, write kept/rejected/manifest/stats to ``out_dir``."""
+    cfg = cfg or CurateConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if eval_paths:
+        cfg = cfg.model_copy(deep=True)
+        cfg.leakage.eval = [str(p) for p in eval_paths]
+        if "leakage" not in cfg.steps:
+            cfg.steps = ["leakage"] + list(cfg.steps)
+    read = read_examples([Path(p) for p in inputs], fmt, skip_invalid=True)
+    evals = read_examples(cfg.leakage.eval).examples if "leakage" in cfg.steps and cfg.leakage.eval else None
+    steps = build_steps(cfg, model=model, tokenizer=tokenizer, evals=evals,
+                        embeddings=EmbeddingCache(out / "cache"))
+    result = run_steps(read.examples, steps, progress=progress)
+    result.rejected = list(read.rejected) + result.rejected
+    result.n_input = len(read.examples) + len(read.rejected)
+    if read.rejected:
+        result.funnel.insert(0, {"step": "read", "in": result.n_input, "out": len(read.examples),
+                                 "rejected": len(read.rejected), "flagged": 0, "seconds": 0.0})
+    write_outputs(result, out, cfg, inputs=list(inputs) + list(cfg.leakage.eval if evals else []),
+                  model=model, tokenizer=tokenizer, progress=progress)
+    return result
+
+
+def write_outputs(result: CurateResult, out: Path, cfg: CurateConfig, *, inputs: list, model: str | None,
+                  tokenizer=None, progress: bool = True) -> None:
+    write_examples(out / "kept.jsonl", result.kept)
+    write_rejected(out / "rejected.jsonl", result.rejected)
+    by_step: dict[str, int] = {}
+    for r in result.rejected:
+        by_step[r.step] = by_step.get(r.step, 0) + 1
+    counts = {"input": result.n_input, "kept": len(result.kept), "rejected": len(result.rejected),
+              "rejected_by_step": by_step, "steps": result.funnel}
+    if cfg.stats:
+        from .stats import compute_stats, print_summary, write_stats
+        result.stats = compute_stats(result.kept, tokenizer=tokenizer, model=cfg.model or model,
+                                     funnel=result.funnel, embed_method=cfg.stats_embed)
+        write_stats(result.stats, out, plots=cfg.plots)
+        if progress:
+            print_summary(result.stats)
+    write_manifest(out, stage="curate", inputs=inputs, config=cfg, counts=counts)
