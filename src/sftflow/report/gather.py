@@ -1,0 +1,159 @@
+"""Find what a run folder holds: curation, data, training log, eval results.
+
+A run folder is what ``sftflow run`` writes (``data/``, ``curate/``, ``train/``,
+``eval/``...). Every part is optional: the report shows what exists and says what
+does not, so it also works on a lone ``sftflow eval -o OUT`` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    curate_manifest: dict | None = None
+    curate_stats: dict | None = None
+    rejects_by_reason: list[dict] = field(default_factory=list)   # step, reason, count, examples
+    datasets: dict[str, list[dict]] = field(default_factory=dict)  # name -> example dicts
+    train_log: list[dict] = field(default_factory=list)
+    train_log_path: Path | None = None
+    metrics: dict | None = None
+    generations: list[dict] = field(default_factory=list)
+    judgments: list[dict] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    rows = []
+    if not path.exists():
+        return rows
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue   # a torn last line of a live log; the rest is still worth showing
+            if limit and len(rows) >= limit:
+                break
+    return rows
+
+
+def reason_key(reason: str) -> str:
+    """Group 'too short: 3 words' with 'too short: 5 words': numbers become '#'."""
+    return re.sub(r"-?\d+(?:\.\d+)?", "#", str(reason))[:120]
+
+
+def group_rejects(rows: list[dict], examples_per_reason: int = 3) -> list[dict]:
+    groups: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        key = (str(r.get("step", "?")), reason_key(r.get("reason", "?")))
+        g = groups.setdefault(key, {"step": key[0], "reason": key[1], "count": 0, "examples": []})
+        g["count"] += 1
+        if len(g["examples"]) < examples_per_reason:
+            g["examples"].append({"reason": r.get("reason"), "value": r.get("value"),
+                                  "prompt": _prompt_of(r)})
+    return sorted(groups.values(), key=lambda g: -g["count"])
+
+
+def _prompt_of(rec: dict) -> str:
+    msgs = rec.get("messages")
+    if isinstance(msgs, list):
+        for m in msgs:
+            if isinstance(m, dict) and m.get("role") == "user":
+                return str(m.get("content", ""))[:300]
+    raw = rec.get("raw")
+    return json.dumps(raw, ensure_ascii=False)[:300] if raw is not None else ""
+
+
+def _first(paths) -> Path | None:
+    for p in paths:
+        if p.exists():
+            return p
+    return None
+
+
+def gather(run_dir: str | Path, max_examples: int = 20000) -> RunData:
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: not a folder")
+    d = RunData(run_dir=run)
+
+    cur = run / "curate"
+    if cur.is_dir():
+        d.curate_manifest = read_json(cur / "manifest.json")
+        d.curate_stats = read_json(cur / "stats.json")
+        d.rejects_by_reason = group_rejects(read_jsonl(cur / "rejected.jsonl"))
+    else:
+        d.missing.append("curation (no curate/ folder)")
+
+    for name, path in (("train", run / "data" / "train.jsonl"), ("held-out", run / "data" / "eval.jsonl"),
+                       ("curated", cur / "kept.jsonl")):
+        if path.exists():
+            d.datasets[name] = read_jsonl(path, limit=max_examples)
+    if not d.datasets:
+        d.missing.append("training data (no data/train.jsonl)")
+
+    logs = sorted((run / "train").rglob("log.jsonl")) if (run / "train").is_dir() else []
+    logs += [p for p in [run / "log.jsonl"] if p.exists()]
+    if logs:
+        # The run's own log, not a checkpoint's copy: the shortest path is the top one.
+        d.train_log_path = min(logs, key=lambda p: len(p.parts))
+        d.train_log = read_jsonl(d.train_log_path)
+    else:
+        d.missing.append("training log (no train/**/log.jsonl)")
+
+    ev = _first([run / "eval" / "metrics.json", run / "metrics.json"])
+    if ev is not None:
+        d.metrics = read_json(ev)
+        d.generations = read_jsonl(ev.parent / "generations.jsonl")
+        d.judgments = read_jsonl(ev.parent / "judgments.jsonl")
+    else:
+        d.missing.append("evaluation (no eval/metrics.json)")
+    return d
+
+
+def length_stats(rows: list[dict]) -> dict[str, list[int]]:
+    """Prompt and response lengths in words for a list of sftflow example dicts."""
+    prompts, responses = [], []
+    for r in rows:
+        msgs = r.get("messages") or []
+        user = [m.get("content", "") for m in msgs if m.get("role") == "user"]
+        asst = [m.get("content", "") for m in msgs if m.get("role") == "assistant"]
+        prompts.append(len(user[-1].split()) if user else 0)
+        responses.append(len(asst[-1].split()) if asst else 0)
+    return {"prompt": prompts, "response": responses}
+
+
+def task_counts(rows: list[dict]) -> Counter:
+    """Task label per example: metadata 'task' or 'category' when the data has one,
+    else the curation stage's prompt-type heuristic, else the source file."""
+    try:
+        from ..curate.stats import task_type
+    except ImportError:   # curation is optional; fall back to the source name
+        task_type = None
+    c: Counter = Counter()
+    for r in rows:
+        meta = r.get("metadata") or {}
+        label = meta.get("task") or meta.get("category")
+        if label is None and task_type is not None:
+            msgs = r.get("messages") or []
+            user = [m.get("content", "") for m in msgs if m.get("role") == "user"]
+            label = task_type(user[-1] if user else "")
+        c[str(label if label is not None else meta.get("_source", "unknown"))] += 1
+    return c
