@@ -20,6 +20,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 STAGE_COMMANDS = (
     "sftflow.data_commands",      # convert, inspect
+    "sftflow.generate.commands",  # generate self-instruct|paraphrase|roundtrip|backtranslate
     "sftflow.curate.commands",    # curate, stats, check-leak, mix
     "sftflow.train.commands",     # train
     "sftflow.evaluate.commands",  # eval, judge

@@ -24,6 +24,7 @@ from .config import StrictModel, dump_yaml, load_config
 from .io import read_examples, write_examples, write_rejected
 from .models import DEFAULT_MODEL
 from .curate.config import CurateConfig
+from .generate.config import GenerateConfig
 from .evaluate.config import EvalConfig
 from .report.config import ReportConfig
 from .train.config import TrainConfig
@@ -43,6 +44,7 @@ class Recipe(StrictModel):
     seed: int = 0
     output_dir: str | None = None
     data: DataSection = Field(default_factory=DataSection)
+    generate: GenerateConfig | None = None
     curate: CurateConfig | None = None
     train: TrainConfig | None = None
     eval: EvalConfig | None = None
@@ -51,6 +53,7 @@ class Recipe(StrictModel):
 
 # stage name -> "module:function"; each function is run_stage(cfg, state) -> None.
 STAGE_RUNNERS: dict[str, str] = {
+    "generate": "sftflow.generate.stage:run_stage",
     "curate": "sftflow.curate.stage:run_stage",
     "train": "sftflow.train.stage:run_stage",
     "eval": "sftflow.evaluate.stage:run_stage",

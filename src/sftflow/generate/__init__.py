@@ -1,0 +1,1 @@
+"""Generate SFT data with a model: Self-Instruct and three kinds of backtranslation."""
