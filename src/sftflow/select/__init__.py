@@ -1,0 +1,1 @@
+"""Selection with model signals: score records, then choose a subset by rule, diversity and quotas."""
