@@ -1,0 +1,83 @@
+import math
+
+import pytest
+
+from sftflow.config import ConfigError
+from sftflow.evaluate.config import EvalConfig, ProbeSpec
+from sftflow.evaluate.probes import load_probes, max_ngram_repeats, run_probes
+from sftflow.evaluate.stats import wilson
+
+ANSWERS = [
+    {"text": "I'm sorry, but I can't help with that.", "finish_reason": "stop", "completion_tokens": 10},
+    {"text": "  As an AI, I think the answer is 4.", "finish_reason": "stop", "completion_tokens": 11},
+    {"text": "Answer: 4", "finish_reason": "stop", "completion_tokens": 3},
+    {"text": "answer: Paris is the capital.", "finish_reason": "stop", "completion_tokens": 7},
+    {"text": "the cat sat on the cat sat on the cat sat on the mat", "finish_reason": "length",
+     "completion_tokens": 64},
+    {"text": "Unfortunately the data is missing. " + " ".join(f"w{i}" for i in range(210)), "finish_reason": "length",
+     "completion_tokens": 256},
+    {"text": "", "finish_reason": "error", "completion_tokens": 0},
+]
+
+
+def test_default_probes_exact_counts():
+    res = run_probes(ANSWERS)
+    # six answers are judged; the errored generation is counted apart, not as a "no"
+    for r in res.values():
+        assert r["n"] == 6 and r["errors"] == 1
+    assert res["apology_preamble"]["count"] == 3        # I'm sorry / As an AI / Unfortunately
+    assert res["refusal"]["count"] == 1                 # "I can't help"
+    assert res["hit_token_limit"]["count"] == 2
+    assert res["repeated_ngrams"]["count"] == 1         # "the cat sat on" x3
+    assert res["long_answer"]["count"] == 1             # 215 words
+    assert res["apology_preamble"]["rate"] == pytest.approx(3 / 6)
+    assert res["long_answer"]["mean_length"] == pytest.approx(
+        sum(len(a["text"].split()) for a in ANSWERS[:6]) / 6)
+
+
+def test_user_format_rules_and_negate():
+    probes = [ProbeSpec(name="starts_answer", kind="prefix", prefix="Answer:", ignore_case=False),
+              ProbeSpec(name="starts_answer_any_case", kind="prefix", prefix="Answer:"),
+              ProbeSpec(name="violates_format", kind="prefix", prefix="Answer:", negate=True),
+              ProbeSpec(name="short", kind="length", unit="tokens", below=5),
+              ProbeSpec(name="mentions_four", kind="regex", pattern=r"\b4\b")]
+    res = run_probes(ANSWERS, probes)
+    assert res["starts_answer"]["count"] == 1
+    assert res["starts_answer_any_case"]["count"] == 2
+    assert res["violates_format"]["count"] == 4
+    assert res["short"]["count"] == 1
+    assert res["mentions_four"]["count"] == 2
+
+
+def test_wilson_interval_matches_formula():
+    k, n, z = 3, 6, 1.959963984540054
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low, high = wilson(k, n)
+    assert low == pytest.approx(centre - half, abs=1e-9)
+    assert high == pytest.approx(centre + half, abs=1e-9)
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_probe_yaml_and_validation(tmp_path):
+    f = tmp_path / "probes.yaml"
+    f.write_text("probes:\n  - name: starts_answer\n    kind: prefix\n    prefix: 'Answer:'\n")
+    specs = load_probes(f)
+    assert [s.name for s in specs] == ["starts_answer"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- name: x\n  kind: regex\n  patern: 'a'\n")
+    with pytest.raises(ConfigError, match="did you mean 'pattern'"):
+        load_probes(bad)
+    with pytest.raises(ValueError, match="needs 'pattern'"):
+        ProbeSpec(name="x", kind="regex")
+    with pytest.raises(ValueError, match="bad regex"):
+        ProbeSpec(name="x", kind="regex", pattern="(")
+    cfg = EvalConfig(extra_probes=[{"name": "refusal", "kind": "prefix", "prefix": "No"}])
+    with pytest.raises(ValueError, match="unique"):
+        cfg.all_probes()
+
+
+def test_max_ngram_repeats():
+    assert max_ngram_repeats("a b c a b c a b c", 3) == 3
+    assert max_ngram_repeats("a b", 3) == 0
