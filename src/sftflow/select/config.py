@@ -34,7 +34,7 @@ class NoveltyConfig(StrictModel):
     repeats: int = Field(1, ge=1, description="repeated K-fold: one out-of-fold probability per repeat")
     classifier: Literal["logreg"] = "logreg"
     c: float = Field(1.0, gt=0, description="inverse regularisation strength of the logistic regression")
-    novel_below: float = Field(0.1, gt=0, lt=1, description="novel = every out-of-fold probability below this")
+    novel_below: float = Field(0.2, gt=0, lt=1, description="novel = every out-of-fold probability below this")
     seed: int = 0
 
 

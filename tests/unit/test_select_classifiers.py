@@ -1,0 +1,86 @@
+"""Novelty K-fold and the quality classifier on synthetic embeddings with a known answer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.model_selection import StratifiedKFold
+
+from sftflow import Example
+from sftflow.schema import RecordError
+from sftflow.select.novelty import attach_novelty, novelty_kfold
+from sftflow.select.quality import (QualityModel, calibration_plot, labelled_matrix, read_labels,
+                                    train_quality)
+
+
+def blob(rng, centre, n, dim=8, spread=0.15):
+    x = np.asarray(centre, dtype=np.float32) + spread * rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_every_pool_record_is_out_of_fold_exactly_once_per_fold_split():
+    rng = np.random.default_rng(0)
+    a, b = np.eye(8)[0], np.eye(8)[1]
+    curated = blob(rng, a, 20)
+    pool = np.vstack([blob(rng, a, 20), blob(rng, b, 10)])      # the last 10 are new territory
+    res = novelty_kfold(curated, pool, folds=5, repeats=2, seed=3)
+    assert res.probs.shape == (30, 2) and np.isfinite(res.probs).all()
+    y = np.r_[np.ones(20), np.zeros(30)]
+    for r in range(2):
+        splits = StratifiedKFold(5, shuffle=True, random_state=3 + r).split(np.zeros((50, 1)), y)
+        for k, (_, te) in enumerate(splits):
+            held = sorted(te[te >= 20] - 20)
+            assert sorted(np.flatnonzero(res.folds[:, r] == k)) == held   # held out in fold k, only there
+    assert len(res.fold_auc) == 2 and all(len(f) == 5 for f in res.fold_auc)
+    assert res.probs[20:].max() < res.probs[:20].min()           # new territory ranks lowest
+    novel = res.novel(0.3)
+    assert novel[20:].all() and not novel[:20].any()
+    pool_ex = [Example.single(f"q{i}", f"a{i}") for i in range(30)]
+    attach_novelty(pool_ex, res, 0.3)
+    sc = pool_ex[25].metadata["scores"]
+    assert sc["novel"] is True and len(sc["curated_probs"]) == 2
+    assert sc["curated_prob"] == pytest.approx(float(np.mean(sc["curated_probs"])))
+
+
+def test_novelty_needs_enough_records():
+    with pytest.raises(ValueError, match="at least 5"):
+        novelty_kfold(np.ones((3, 4)), np.ones((10, 4)), folds=5)
+
+
+def test_quality_model_trains_saves_reloads_and_reports(tmp_path):
+    rng = np.random.default_rng(1)
+    emb = rng.standard_normal((120, 6)).astype(np.float32)
+    y = (emb[:, 0] + 0.3 * rng.standard_normal(120) > 0).astype(int)
+    model = train_quality(emb, y, test_fraction=0.25, seed=0)
+    assert model.report["n_test"] == 30 and model.report["n_train"] == 90
+    assert model.report["heldout_auc"] > 0.9
+    q = model.predict(emb)
+    assert ((q >= 0) & (q <= 1)).all()
+    assert q[y == 1].mean() > q[y == 0].mean()
+    model.save(tmp_path / "qm")
+    again = QualityModel.load(tmp_path / "qm")
+    assert np.allclose(again.predict(emb), q)
+    png = calibration_plot(model.report, tmp_path / "calibration.png")
+    assert png.stat().st_size > 1000
+    with pytest.raises(ValueError, match="expects 6-d"):
+        again.predict(np.ones((2, 3)))
+
+
+def test_quality_needs_both_classes():
+    with pytest.raises(ValueError, match="at least 2 good and 2 bad"):
+        train_quality(np.ones((10, 2)), np.r_[np.ones(9), 0])
+
+
+def test_labels_file_errors_name_line_and_field(tmp_path):
+    p = tmp_path / "labels.jsonl"
+    p.write_text(json.dumps({"id": "a", "label": 1}) + "\n" + json.dumps({"id": "b", "label": "good"}) + "\n")
+    with pytest.raises(RecordError, match=r"labels.jsonl: line 2: field 'label'"):
+        read_labels(p)
+    p.write_text(json.dumps({"id": "a", "rating": 4}) + "\n" + json.dumps({"id": "b", "rating": 2}) + "\n")
+    labels = read_labels(p, "rating")
+    exs = [Example(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], id=i)
+           for i in ("a", "b", "c")]
+    x, y, unmatched = labelled_matrix(exs, np.eye(3), labels | {"zz": 5.0}, positive_at=3)
+    assert y.tolist() == [1, 0] and x.shape == (2, 3) and unmatched == 1
