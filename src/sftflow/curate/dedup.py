@@ -2,11 +2,12 @@
 
 Near duplicates, step by step:
 
-1. Words: lower-cased letter/digit runs (CJK one character at a time), hashed once per
-   word with pandas' fixed-key hash (stable across runs and machines).
-2. Shingles: word n-grams hashed *in numpy* as a position-weighted sum of the word
-   hashes, then mixed; a text shorter than n words is one shingle. No Python string
-   per shingle is built, which is where plain MinHash loops spend their time.
+1. Words: lower-cased letter/digit runs (CJK one character at a time), found and
+   hashed in numpy over one byte buffer per chunk of texts (a polynomial hash of the
+   word's bytes: stable across runs and machines, no Python string per word).
+2. Shingles: word n-grams hashed in numpy as a position-weighted sum of the word
+   hashes, then mixed; a text shorter than n words is one shingle. Building a Python
+   string per shingle is where plain MinHash loops spend most of their time.
 3. Signatures: rensa (Rust, both cores) from the flat shingle buffer in one call.
    rensa was chosen by measurement: ~8x datasketch on real T0 prompts.
 4. Candidates: rensa's LSH flags the rows that share a band with another row; only
@@ -26,10 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 from typing import Any, Callable
 
 import numpy as np
+import rensa
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from ..embed import embed_texts, example_text
 from ..schema import Example
@@ -47,6 +50,18 @@ _POS_MULT = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
 def normalize_text(text: str) -> str:
     """Case, whitespace and punctuation folded away: the key of exact dedup."""
     return " ".join(words(text))
+
+
+# ASCII fast path of normalize_text as bytes: one C-level translate and split per text
+# instead of a regex, ~3x faster; identical to words() on ASCII text.
+_ASCII_FOLD = bytes.maketrans(bytes(range(128)), bytes(
+    (c if chr(c).isalnum() or c == ord("_") else 32) for c in range(128)))
+
+
+def normalized_key(text: str) -> bytes:
+    if text.isascii():
+        return b" ".join(text.encode().lower().translate(_ASCII_FOLD).split())
+    return normalize_text(text).encode()
 
 
 def _pos_mult(n: int) -> np.ndarray:
@@ -69,19 +84,79 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
+# Bytes that belong to a word: ASCII letters, digits and '_' (after lower-casing), and
+# every byte of a multi-byte UTF-8 character. Texts with non-ASCII characters are first
+# normalised by ``words()`` (so their only separators left are spaces), which makes this
+# one table agree with ``words()`` on every text.
+_WORD_BYTE = np.zeros(256, dtype=bool)
+for _c in range(256):
+    _WORD_BYTE[_c] = _c >= 0x80 or chr(_c).isalnum() or _c == ord("_")
+_B = 0x100000001B3                       # odd base of the per-word polynomial hash
+_B_INV = pow(_B, -1, 2**64)              # its inverse mod 2^64 (exists because _B is odd)
+_CHUNK = 1 << 20                         # bytes hashed per vectorised pass (bounds memory)
+
+
+_POWERS: list[np.ndarray] = []
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """B^k and B^-k mod 2^64 for k < n (computed once, grown when a longer text comes)."""
+    if not _POWERS or len(_POWERS[0]) < n:
+        with np.errstate(over="ignore"):
+            pw = np.full(n, _B, dtype=np.uint64)
+            pw[0] = 1
+            inv = np.full(n, _B_INV, dtype=np.uint64)
+            inv[0] = 1
+            _POWERS[:] = [np.cumprod(pw, dtype=np.uint64), np.cumprod(inv, dtype=np.uint64)]
+    return _POWERS[0], _POWERS[1]
+
+
+def _hash_words_chunk(buf: bytes, pw: np.ndarray, inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start byte, hash) of every word in ``buf`` - all in numpy, no Python string per word."""
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    isw = _WORD_BYTE[arr].view(np.int8)
+    edges = np.diff(isw, prepend=np.int8(0), append=np.int8(0))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    with np.errstate(over="ignore"):
+        # prefix[i] = sum_{k<i} byte[k] * B^k, so a word's hash (H[e] - H[s]) * B^-s is the
+        # polynomial hash of its bytes alone, wherever it sits.
+        prefix = np.zeros(len(arr) + 1, dtype=np.uint64)
+        np.cumsum(arr.astype(np.uint64) * pw[:len(arr)], out=prefix[1:])
+        h = (prefix[ends] - prefix[starts]) * inv[starts]
+    return starts, _mix64(h)
+
+
 def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(uint64 hash per word, flat; int64 offsets of each text's words, len n+1)."""
-    import pandas as pd
-    toks = [words(t) for t in texts]
-    lens = np.fromiter((len(t) for t in toks), dtype=np.int64, count=len(toks))
-    offsets = np.zeros(len(toks) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    if offsets[-1] == 0:
-        return np.zeros(0, dtype=np.uint64), offsets
-    # Factorise first, then hash the distinct words only: real text repeats words a lot.
-    codes, uniques = pd.factorize(np.fromiter(chain.from_iterable(toks), dtype=object, count=int(offsets[-1])))
-    uh = pd.util.hash_array(np.asarray(uniques, dtype=object), categorize=False)
-    return uh[codes].astype(np.uint64), offsets
+    """(uint64 hash per word, flat; int64 offsets of each text's words, len n+1).
+
+    Words are exactly ``words(text)``; the hash of a word does not depend on the text
+    or run it appears in (stable across machines, unlike Python's ``hash``).
+    """
+    n = len(texts)
+    enc = [t.encode() if t.isascii() else " ".join(words(t)).encode() for t in texts]
+    doc_lens = np.fromiter((len(e) + 1 for e in enc), dtype=np.int64, count=n)
+    pw, inv = _powers(max(_CHUNK, int(doc_lens.max(initial=1))) + 1)
+    hashes, owners = [], []
+    i = 0
+    while i < n:
+        # Whole texts per chunk, so no word is cut; a text longer than a chunk is its own chunk.
+        j, size = i, 0
+        while j < n and (j == i or size + doc_lens[j] <= _CHUNK):
+            size += doc_lens[j]
+            j += 1
+        buf = b"\n".join(enc[i:j]).lower()
+        starts, h = _hash_words_chunk(buf, pw, inv)
+        doc_start = np.zeros(j - i, dtype=np.int64)
+        np.cumsum(doc_lens[i:j - 1], out=doc_start[1:])
+        owners.append(np.searchsorted(doc_start, starts, side="right") - 1 + i)
+        hashes.append(h)
+        i = j
+    flat = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
+    owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=n), out=offsets[1:])
+    return flat, offsets
 
 
 def shingle_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -173,8 +248,6 @@ def _band_pairs(sig: np.ndarray, bands: int, rows: int, max_group: int = 32) -> 
 def minhash_candidates(flat: np.ndarray, offsets: np.ndarray, *, num_perm: int, bands: int, rows: int,
                        seed: int = 0) -> np.ndarray:
     """Candidate pairs (indices into the texts) from MinHash LSH on shingle hashes."""
-    import rensa
-    n = len(offsets) - 1
     nonempty = np.flatnonzero(np.diff(offsets) > 0)  # an empty set is nobody's duplicate
     if len(nonempty) < 2:
         return np.zeros((0, 2), dtype=np.int64)
@@ -237,8 +310,6 @@ def confirm_pairs(pairs: np.ndarray, sets: ShingleSets, threshold: float) -> tup
 
 def components(n: int, pairs: np.ndarray) -> np.ndarray:
     """Connected-component label per row (rows without pairs are their own component)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
     if len(pairs) == 0:
         return np.arange(n)
     g = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
@@ -304,23 +375,26 @@ def resolve_clusters(step: str, examples: list[Example], labels: np.ndarray, pol
 
 
 class ExactDedup(Step):
+    """Drop records whose normalised text (case, whitespace, punctuation folded) was seen before."""
+
     name = "exact_dedup"
 
     def __init__(self, params: ExactDedupParams | None = None):
         self.p = params or ExactDedupParams()
 
     def run(self, examples: list[Example]) -> StepResult:
-        first: dict[str, Example] = {}
+        field = self.p.field
+        first: dict[bytes, str] = {}
         out = StepResult(kept=[])
         for ex in examples:
-            key = normalize_text(example_text(ex, self.p.field))
+            key = normalized_key(example_text(ex, field))
             orig = first.get(key)
             if orig is None:
-                first[key] = ex
+                first[key] = ex.id
                 out.kept.append(ex)
             else:
-                out.rejected.append(reject(ex, self.name, f"exact duplicate ({self.p.field}, normalised) "
-                                                          f"of {orig.id}", {"duplicate_of": orig.id}))
+                out.rejected.append(reject(ex, self.name, f"exact duplicate ({field}, normalised) of {orig}",
+                                           {"duplicate_of": orig}))
         return out
 
 
