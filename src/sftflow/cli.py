@@ -22,6 +22,7 @@ STAGE_COMMANDS = (
     "sftflow.data_commands",      # convert, inspect
     "sftflow.generate.commands",  # generate self-instruct|paraphrase|roundtrip|backtranslate
     "sftflow.curate.commands",    # curate, stats, check-leak, mix
+    "sftflow.select.commands",    # score, select, experiment select-vs-random
     "sftflow.train.commands",     # train
     "sftflow.evaluate.commands",  # eval, judge
     "sftflow.report.commands",    # report

@@ -27,6 +27,7 @@ from .curate.config import CurateConfig
 from .generate.config import GenerateConfig
 from .evaluate.config import EvalConfig
 from .report.config import ReportConfig
+from .select.config import SelectConfig
 from .train.config import TrainConfig
 
 
@@ -46,6 +47,7 @@ class Recipe(StrictModel):
     data: DataSection = Field(default_factory=DataSection)
     generate: GenerateConfig | None = None
     curate: CurateConfig | None = None
+    select: SelectConfig | None = None
     train: TrainConfig | None = None
     eval: EvalConfig | None = None
     report: ReportConfig | None = None
@@ -55,6 +57,7 @@ class Recipe(StrictModel):
 STAGE_RUNNERS: dict[str, str] = {
     "generate": "sftflow.generate.stage:run_stage",
     "curate": "sftflow.curate.stage:run_stage",
+    "select": "sftflow.select.stage:run_stage",
     "train": "sftflow.train.stage:run_stage",
     "eval": "sftflow.evaluate.stage:run_stage",
     "report": "sftflow.report.stage:run_stage",
