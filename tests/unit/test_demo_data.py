@@ -1,0 +1,282 @@
+"""The shipped personal-finance demo data: format, size, separation, reproducibility, arithmetic."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sftflow
+
+DEMO = Path(sftflow.__file__).resolve().parent / "data" / "demo"
+SCRIPT = DEMO / "build_demo_data.py"
+
+HOUSE = re.compile(r"^Answer: .+\n\nDetails: .+", re.DOTALL)
+HOUSE_STRICT = re.compile(r"^Answer: [^\n]+\n\nDetails: [^\n]+$")
+HEDGE_START = re.compile(
+    r"^(Answer: )?(I'?m sorry|I am sorry|Sorry|I apologi[sz]e|As an AI|I cannot|I can't|I'm unable|"
+    r"It depends|I'm not a financial advisor|I am not a financial advisor|Unfortunately)", re.IGNORECASE)
+HEDGE_ANYWHERE = re.compile(r"\b(sorry|apologi[sz]e|as an ai|it depends|not a financial advisor)\b", re.IGNORECASE)
+
+
+def load(name: str) -> list[dict]:
+    path = DEMO / name
+    rows = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        row = json.loads(line)
+        assert set(row) == {"messages"}, f"{name}:{i}: keys {sorted(row)}"
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def train() -> list[dict]:
+    return load("train.jsonl")
+
+
+@pytest.fixture(scope="module")
+def heldout() -> list[dict]:
+    return load("heldout.jsonl")
+
+
+@pytest.fixture(scope="module")
+def builder():
+    spec = importlib.util.spec_from_file_location("build_demo_data", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def users(row: dict) -> list[str]:
+    return [m["content"] for m in row["messages"] if m["role"] == "user"]
+
+
+def assistants(rows: list[dict]) -> list[str]:
+    return [m["content"] for r in rows for m in r["messages"] if m["role"] == "assistant"]
+
+
+def exchanges(rows: list[dict]) -> list[tuple[str, str]]:
+    """(user, assistant) pairs, every turn of every conversation."""
+    out = []
+    for r in rows:
+        msgs = [m for m in r["messages"] if m["role"] != "system"]
+        out += [(msgs[i]["content"], msgs[i + 1]["content"]) for i in range(0, len(msgs), 2)]
+    return out
+
+
+def money(text: str) -> float:
+    return float(text.replace("$", "").replace(",", ""))
+
+
+# --- size and shape ---------------------------------------------------------------
+
+def test_counts_two_turn_share_and_system_prompts(train, heldout):
+    assert len(train) >= 320
+    assert len(heldout) >= 60
+    for rows in (train, heldout):
+        two_turn = sum(len(users(r)) == 2 for r in rows)
+        assert 0.07 <= two_turn / len(rows) <= 0.15
+        assert all(len(users(r)) in (1, 2) for r in rows)
+        with_system = sum(r["messages"][0]["role"] == "system" for r in rows)
+        assert 0 < with_system < len(rows)
+
+
+def test_roles_alternate_and_end_with_assistant(train, heldout):
+    for rows in (train, heldout):
+        for r in rows:
+            roles = [m["role"] for m in r["messages"]]
+            if roles[0] == "system":
+                roles = roles[1:]
+            assert roles == ["user", "assistant"] * (len(roles) // 2) and roles, roles
+            assert all(isinstance(m["content"], str) and m["content"].strip() for m in r["messages"])
+
+
+def test_every_assistant_turn_is_house_format_and_short(train, heldout):
+    texts = assistants(train) + assistants(heldout)
+    assert len(texts) > 400
+    for t in texts:
+        assert HOUSE.match(t), t
+        assert HOUSE_STRICT.match(t), t
+        assert 25 <= len(t.split()) <= 70, (len(t.split()), t)
+
+
+def test_no_assistant_turn_opens_with_or_contains_a_hedge(train, heldout):
+    for t in assistants(train) + assistants(heldout):
+        body = t.removeprefix("Answer: ")
+        assert not HEDGE_START.match(t) and not HEDGE_START.match(body), t
+        assert not HEDGE_ANYWHERE.search(t), t
+
+
+def test_hedge_patterns_do_catch_hedges():
+    assert HEDGE_START.match("Answer: I'm sorry, I can't help with that.")
+    assert HEDGE_START.match("As an AI, I cannot give advice.")
+    assert HEDGE_ANYWHERE.search("Answer: It depends on your situation.")
+    assert not HOUSE.match("Answer: yes.\nDetails: no blank line")
+
+
+# --- duplicates and held-out separation -------------------------------------------
+
+def test_no_duplicates(train, heldout):
+    for rows in (train, heldout):
+        lines = [json.dumps(r, sort_keys=True) for r in rows]
+        assert len(set(lines)) == len(lines)
+    first_questions = [users(r)[0] for r in train + heldout]
+    assert len(set(first_questions)) == len(first_questions)
+    assert not {u for r in heldout for u in users(r)} & {u for r in train for u in users(r)}
+
+
+def _grams(text: str, mask: bool = False) -> set[tuple[str, ...]]:
+    text = text.lower()
+    if mask:
+        text = re.sub(r"\$?\d[\d,.]*%?", "<n>", text)
+    w = text.split()
+    return {tuple(w[i:i + 5]) for i in range(max(1, len(w) - 4))}
+
+
+def _max_jaccard(heldout, train, mask=False) -> float:
+    tr = [_grams(u, mask) for r in train for u in users(r)]
+    best = 0.0
+    for r in heldout:
+        for u in users(r):
+            g = _grams(u, mask)
+            best = max([best] + [len(g & t) / len(g | t) for t in tr])
+    return best
+
+
+def test_heldout_user_messages_do_not_overlap_train(train, heldout):
+    # Phrasing differs even with every number masked, so this also guards the wording.
+    assert _max_jaccard(heldout, train) <= 0.5
+    assert _max_jaccard(heldout, train, mask=True) <= 0.5
+
+
+def test_overlap_check_detects_a_near_copy(train):
+    copy = {"messages": [{"role": "user", "content": users(train[0])[0] + " Thanks!"},
+                         {"role": "assistant", "content": "x"}]}
+    assert _max_jaccard([copy], train) > 0.5
+
+
+def test_conceptual_questions_are_distinct_and_whole_ones_are_held_out(train, heldout, builder):
+    assert len(builder.CONCEPTS) >= 80
+    # Each concept is answered exactly once, in its own split (the second concept of a
+    # two-turn pair is asked with follow-up wording, so match on the answer).
+    train_answers, held_answers = assistants(train), assistants(heldout)
+    held_ids = set(builder.HELDOUT_CONCEPTS)
+    assert len(held_ids) >= 10
+    answers = set()
+    for cid, (_, answer, details) in builder.CONCEPTS.items():
+        text = f"Answer: {answer}\n\nDetails: {details}"
+        answers.add(text)
+        where = held_answers if cid in held_ids else train_answers
+        other = train_answers if cid in held_ids else held_answers
+        assert where.count(text) == 1, cid
+        assert text not in other, cid
+    assert len(answers) == len(builder.CONCEPTS)
+    first_questions = {users(r)[0] for r in train + heldout}
+    assert sum(q in first_questions for q, _, _ in builder.CONCEPTS.values()) >= 80
+
+
+# --- reproducibility --------------------------------------------------------------
+
+def test_files_are_exactly_what_the_script_generates(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)],
+                          capture_output=True, text=True, check=True)
+    assert "5-gram Jaccard" in proc.stdout
+    for name in ("train.jsonl", "heldout.jsonl"):
+        assert (tmp_path / name).read_bytes() == (DEMO / name).read_bytes(), name
+
+
+# --- arithmetic, recomputed here ----------------------------------------------------
+
+def test_loan_payments_follow_the_amortisation_formula(train, heldout):
+    pat = re.compile(r"P = (\$[\d,]+), r = ([\d.]+)%/12 and n = (\d+) payments gives (\$[\d,.]+)\. "
+                     r"Over the full term you pay (\$[\d,.]+), including (\$[\d,.]+) of interest")
+    checked = 0
+    for q, a in exchanges(train + heldout):
+        m = pat.search(a)
+        if not m:
+            continue
+        P, rate, n = money(m[1]), float(m[2]) / 1200, int(m[3])
+        payment = P * rate * (1 + rate) ** n / ((1 + rate) ** n - 1)
+        assert money(m[4]) == pytest.approx(payment, abs=0.006), a
+        assert money(m[5]) == pytest.approx(money(m[4]) * n, abs=0.01), a
+        assert money(m[6]) == pytest.approx(money(m[5]) - P, abs=0.01), a
+        assert "Answer: The monthly" in a and m[4] + "." in a.split("\n")[0]
+        checked += 1
+    assert checked >= 15
+
+
+def test_a_known_mortgage_payment():
+    # $300,000 at 6% over 30 years is $1,798.65 a month (published amortisation tables).
+    rate = 0.06 / 12
+    assert round(300000 * rate * (1 + rate) ** 360 / ((1 + rate) ** 360 - 1), 2) == 1798.65
+
+
+def test_compound_interest_balances(train, heldout):
+    pat = re.compile(r"with P = ([\d,]+), r = ([\d.]+), m = (\d+) and t = (\d+)\. .* = (\$[\d,.]+), "
+                     r"of which (\$[\d,.]+) is interest")
+    checked = 0
+    for q, a in exchanges(train + heldout):
+        m = pat.search(a)
+        if not m:
+            continue
+        P, r, k, t = money(m[1]), float(m[2]), int(m[3]), int(m[4])
+        A = P * (1 + r / k) ** (k * t)
+        assert money(m[5]) == pytest.approx(A, abs=0.006), a
+        assert money(m[6]) == pytest.approx(money(m[5]) - P, abs=0.001), a
+        checked += 1
+    assert checked >= 15
+
+
+def test_credit_card_month(train, heldout):
+    pat = re.compile(r"Interest = (\$[\d,]+) \* ([\d.]+) / 12 = (\$[\d,.]+)\. .*: "
+                     r"\$[\d,]+ \+ \$[\d,.]+ - (\$[\d,]+) = (\$[\d,.]+)\.")
+    checked = 0
+    for q, a in exchanges(train + heldout):
+        m = pat.search(a)
+        if not m:
+            continue
+        B, apr, interest, pay, new = money(m[1]), float(m[2]), money(m[3]), money(m[4]), money(m[5])
+        assert interest == pytest.approx(B * apr / 12, abs=0.006), a
+        assert new == pytest.approx(B + interest - pay, abs=0.001), a
+        assert m[1] in q and m[4] in q
+        checked += 1
+    assert checked >= 15
+
+
+def test_debt_to_income_and_rule_of_72(train, heldout):
+    dti = re.compile(r"Monthly debts total ([\d, +]+) = (\$[\d,]+)\. .*?(\$[\d,]+) / (\$[\d,]+) = ([\d.]+)%")
+    r72 = re.compile(r"72 / ([\d.]+) = ([\d.]+) years")
+    n_dti = n_72 = 0
+    for q, a in exchanges(train + heldout):
+        if m := dti.search(a):
+            parts = [float(x.replace(",", "")) for x in m[1].split(" + ")]
+            assert sum(parts) == money(m[2]) == money(m[3]), a
+            assert float(m[5]) == pytest.approx(money(m[3]) / money(m[4]) * 100, abs=0.051), a
+            n_dti += 1
+        if m := r72.search(a):
+            assert float(m[2]) == pytest.approx(72 / float(m[1]), abs=0.051), a
+            n_72 += 1
+    assert n_dti >= 15 and n_72 >= 10
+
+
+def test_apy_and_currency_conversions(train, heldout):
+    apy = re.compile(r"APY = \(1 \+ APR/m\)\^m - 1 = \(1 \+ ([\d.]+)/(\d+)\)\^\d+ - 1 = [\d.]+, or ([\d.]+)%")
+    fx = re.compile(r"Multiply the amount by the rate: ([\d,]+) \* ([\d.]+) = ([\d,.]+) ([A-Z]{3})")
+    n_apy = n_fx = 0
+    for q, a in exchanges(train + heldout):
+        if m := apy.search(a):
+            r, k = float(m[1]), int(m[2])
+            assert float(m[3]) == pytest.approx(((1 + r / k) ** k - 1) * 100, abs=0.0051), a
+            n_apy += 1
+        if m := fx.search(a):
+            amount, rate = float(m[1].replace(",", "")), float(m[2])
+            assert float(m[3].replace(",", "")) == pytest.approx(amount * rate, abs=0.006), a
+            assert m[2] in q or m[2] in a
+            n_fx += 1
+    assert n_apy >= 5 and n_fx >= 15
