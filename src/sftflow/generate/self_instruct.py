@@ -55,7 +55,7 @@ def parse_instructions(text: str) -> list[str]:
     items = parts if len(parts) > 1 else text.splitlines()
     out = []
     for it in items:
-        it = re.sub(r"^\s*(?:[-*\u2022]\s+|Task\s*\d*\s*:\s*)", "", it)
+        it = re.sub(r"^(?:\s*(?:[-*\u2022]\s+|Task\s*\d*\s*:\s*))+", "", it)
         it = re.sub(r"\s+", " ", it).strip()
         if it:
             out.append(it)
