@@ -192,7 +192,8 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     if cfg.eval_steps:
         strategy, every = "steps", cfg.eval_steps
     elif cfg.max_steps > 0 or cfg.epochs < 1:
-        strategy, every = "steps", max(1, total_steps // 4)
+        # about four evaluations per run, but not more often than every 10 steps
+        strategy, every = "steps", min(total_steps, max(10, total_steps // 4))
     else:
         strategy, every = "epoch", None
     args = TrainingArguments(

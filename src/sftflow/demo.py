@@ -1,0 +1,115 @@
+"""The one-command demo: data -> LoRA on SmolLM2-135M-Instruct -> base vs tuned -> report.
+
+The shipped data (``sftflow/data/demo``) is a finance assistant whose answers are
+confident, specific and in one house format ("Answer: ...\\n\\nDetails: ..."). The
+demo trains a LoRA adapter on it and measures, on held-out prompts, what the mission
+asks: response loss, the share of answers opening with an apology or hedge, the share
+following the house format, and the share that end their turn instead of running
+into the token limit. Sized for a 2-core CPU (about 10 minutes).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .config import dump_yaml
+from .models import DEFAULT_MODEL, resolve_model
+
+console = Console()
+
+HOUSE_FORMAT = {"name": "house_format", "kind": "regex", "pattern": r"^Answer: .+\n\s*\nDetails: \S",
+                "ignore_case": False, "description": "follows the house format (Answer: / Details:)"}
+
+
+def demo_data() -> tuple[Path, Path]:
+    root = Path(str(resources.files("sftflow"))) / "data" / "demo"
+    return root / "train.jsonl", root / "heldout.jsonl"
+
+
+def demo_configs(out: Path, *, epochs: float, max_steps: int, limit: int | None):
+    from .evaluate.config import EvalConfig, ProbeSpec
+    from .train.config import TrainConfig
+    train_file, heldout = demo_data()
+    # LoRA on every projection with a learning rate above the 2e-4 default: a 135M
+    # model needs a firm push to adopt a new format within two short epochs on CPU.
+    tcfg = TrainConfig(model=DEFAULT_MODEL, data=[str(train_file)], eval=[str(heldout)], method="lora",
+                       lora_r=16, lora_alpha=32, learning_rate=1e-3, epochs=epochs, max_steps=max_steps,
+                       batch_size=8, max_length=512, logging_steps=5, seed=0)
+    ecfg = EvalConfig(data=[str(heldout)], limit=limit, max_new_tokens=128, batch_size=8,
+                      extra_probes=[ProbeSpec(**HOUSE_FORMAT)])
+    return tcfg, ecfg
+
+
+def _rate(metrics: dict, probe: str, side: str) -> float | None:
+    p = metrics.get("probes", {}).get(probe, {}).get(side)
+    return None if p is None else p["rate"]
+
+
+def summary_table(metrics: dict) -> Table:
+    t = Table(title="sftflow demo: base vs tuned on held-out finance prompts")
+    t.add_column("measure")
+    t.add_column("base", justify="right")
+    t.add_column("tuned", justify="right")
+    t.add_column("better", justify="center")
+    loss = metrics.get("loss", {})
+
+    def fmt(v, pct):
+        return "-" if v is None else (f"{v:.1%}" if pct else f"{v:.3f}")
+
+    rows = [("held-out loss (response tokens)", loss.get("base", {}).get("mean"),
+             loss.get("tuned", {}).get("mean"), False, "lower")]
+    for probe, label, want in (("apology_preamble", "opens with apology/hedge", "lower"),
+                               ("house_format", "follows house format", "higher"),
+                               ("hit_token_limit", "ran into token limit", "lower")):
+        rows.append((label, _rate(metrics, probe, "base"), _rate(metrics, probe, "tuned"), True, want))
+    for label, b, tu, pct, want in rows:
+        ok = "-" if b is None or tu is None else ("yes" if (tu < b if want == "lower" else tu > b) else "no")
+        t.add_row(label, fmt(b, pct), fmt(tu, pct), ok)
+    stop_b, stop_t = _rate(metrics, "hit_token_limit", "base"), _rate(metrics, "hit_token_limit", "tuned")
+    if stop_b is not None and stop_t is not None:
+        t.add_row("ended with end-of-turn", fmt(1 - stop_b, True), fmt(1 - stop_t, True),
+                  "yes" if stop_t < stop_b else "no")
+    for name, c in (metrics.get("choice") or {}).items():
+        t.add_row(f"forgetting probe '{name}' acc", fmt((c.get("base") or {}).get("acc"), True),
+                  fmt((c.get("tuned") or {}).get("acc"), True), "-")
+    return t
+
+
+def run_demo(out: Path, *, epochs: float = 2.0, max_steps: int = -1, limit: int | None = None,
+             report: bool = True) -> int:
+    from .evaluate.run import evaluate
+    from .train.sft import train
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_file, heldout = demo_data()
+    if not train_file.exists():
+        raise FileNotFoundError(f"demo data missing from the package: {train_file}")
+    tcfg, ecfg = demo_configs(out, epochs=epochs, max_steps=max_steps, limit=limit)
+    dump_yaml(tcfg, out / "demo_train_config.yaml")
+    dump_yaml(ecfg, out / "demo_eval_config.yaml")
+    console.rule("[bold]1/3 train: LoRA on SmolLM2-135M-Instruct")
+    res = train(tcfg, out_dir=out / "train")
+    console.rule("[bold]2/3 evaluate: base vs tuned")
+    metrics = evaluate(ecfg, model=str(res.output_dir), base=resolve_model(DEFAULT_MODEL),
+                       out_dir=out / "eval")
+    metrics["train"] = {"steps": res.steps, "final_train_loss": res.final_train_loss,
+                        "best_eval_loss": res.best_eval_loss, "train_examples": res.train_examples,
+                        "supervised_tokens": res.supervised_tokens}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    console.print(summary_table(metrics))
+    if report:
+        console.rule("[bold]3/3 report")
+        try:
+            from .report import build_report
+        except ImportError as e:
+            console.print(f"[yellow]report skipped: {e}")
+        else:
+            path = build_report(out)
+            console.print(f"report: {path}")
+    console.print(f"run folder: {out}  (metrics.json, train/ adapter, eval/generations.jsonl)")
+    return 0
