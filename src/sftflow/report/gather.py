@@ -102,9 +102,12 @@ def gather(run_dir: str | Path, max_examples: int = 20000) -> RunData:
     else:
         d.missing.append("curation (no curate/ folder)")
 
-    for name, path in (("train", run / "data" / "train.jsonl"), ("held-out", run / "data" / "eval.jsonl"),
-                       ("curated", cur / "kept.jsonl")):
-        if path.exists():
+    # The recipe writes data/; the trainer keeps a copy of what it trained on in train/data/.
+    for name, paths in (("train", [run / "data" / "train.jsonl", run / "train" / "data" / "train.jsonl"]),
+                        ("held-out", [run / "data" / "eval.jsonl", run / "train" / "data" / "eval.jsonl"]),
+                        ("curated", [cur / "kept.jsonl"])):
+        path = _first(paths)
+        if path is not None:
             d.datasets[name] = read_jsonl(path, limit=max_examples)
     if not d.datasets:
         d.missing.append("training data (no data/train.jsonl)")
