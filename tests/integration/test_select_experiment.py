@@ -1,0 +1,84 @@
+"""select-vs-random end to end on a tiny random model, and its statistics on known numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sftflow import Example
+from sftflow.io import write_examples
+from sftflow.select.experiment import (ExperimentConfig, diff_ci, load_experiment_config, mean_ci,
+                                       run_experiment, verdict)
+
+
+def test_mean_ci_matches_t_interval():
+    s = mean_ci([1.0, 2.0, 3.0])
+    # mean 2, sd 1, t(0.975, 2) = 4.302653, half = 4.302653 / sqrt(3)
+    assert s["mean"] == 2.0 and s["sd"] == pytest.approx(1.0)
+    assert s["high"] - 2.0 == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)
+    assert mean_ci([5.0])["low"] is None
+
+
+def test_welch_difference_and_verdict():
+    d = diff_ci([1.0, 1.1, 0.9], [2.0, 2.2, 1.8])
+    assert d["diff"] == pytest.approx(-1.0)
+    assert d["high"] < 0
+    assert verdict(d) == "selection beats random"
+    same = diff_ci([1.0, 1.2, 0.8], [1.1, 0.9, 1.0])
+    assert same["low"] < 0 < same["high"]
+    assert verdict(same).startswith("no better than random")
+    assert verdict(diff_ci([3.0, 3.1, 2.9], [1.0, 1.1, 0.9])) == "selection is worse than random"
+
+
+def test_needs_three_random_arms():
+    from sftflow.config import ConfigError
+    with pytest.raises(ConfigError, match="random_arms"):
+        load_experiment_config(None, pool=["x.jsonl"], budget=5, random_arms=2)
+
+
+def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
+    pool = [Example.single(f"Item {i}: repeat the word {w}.", f"{w} {w} {w}" + "!" * (i % 3))
+            for i, w in enumerate(["alpha", "beta", "gamma", "delta", "omega", "kappa", "sigma", "tau",
+                                   "rho", "zeta", "eta", "theta", "iota", "lambda", "mu", "nu"])]
+    held = [Example.single(f"Repeat the word {w}.", f"{w} {w} {w}") for w in ["pi", "chi", "psi", "phi"]]
+    write_examples(tmp_path / "pool.jsonl", pool)
+    write_examples(tmp_path / "held.jsonl", held)
+    cfg = ExperimentConfig.model_validate({
+        "pool": [str(tmp_path / "pool.jsonl")], "heldout": [str(tmp_path / "held.jsonl")],
+        "budget": 6, "random_arms": 3, "model": tiny_model_dir,
+        "select": {"score": {"scores": ["ppl", "ifd"], "precision": "fp32",
+                             "cache": str(tmp_path / "c.sqlite")},
+                   "selection": {"method": "topk", "order_by": "ppl"}},
+        "train": {"method": "full", "max_steps": 2, "batch_size": 2, "learning_rate": 1e-3,
+                  "logging_steps": 1},
+        "eval": {"choice": None, "generate": True, "max_new_tokens": 4, "batch_size": 4},
+    })
+    out = tmp_path / "exp"
+    res = run_experiment(cfg, out)
+    assert res["subset_size"] == 6
+    runs = res["runs"]
+    assert [r["arm"] for r in runs].count("selected") == 3 and [r["arm"] for r in runs].count("random") == 3
+    assert len({r["train_file"] for r in runs if r["arm"] == "random"}) == 3    # three different subsets
+    assert all(r["heldout_loss"] is not None and r["train_examples"] == 6 for r in runs)
+    sel_losses = [r["heldout_loss"] for r in runs if r["arm"] == "selected"]
+    assert res["arms"]["selected"]["heldout_loss"]["mean"] == pytest.approx(sum(sel_losses) / 3)
+    assert any(k.startswith("probe:") for k in runs[0])                           # probes were run
+    assert res["verdict"] in ("selection beats random", "selection is worse than random") \
+        or res["verdict"].startswith(("no better than random", "undecided"))
+    assert (out / "select_vs_random.png").stat().st_size > 1000
+    assert "| heldout_loss |" in (out / "table.md").read_text()
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["difference"]["heldout_loss"]["diff"] == pytest.approx(
+        res["arms"]["selected"]["heldout_loss"]["mean"] - res["arms"]["random"]["heldout_loss"]["mean"])
+
+    # Resumable: a rerun reuses every finished run instead of training again.
+    import sftflow.train.sft as sft
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+    orig, sft.train = sft.train, no_training
+    try:
+        again = run_experiment(cfg, out)
+    finally:
+        sft.train = orig
+    assert again["difference"] == res["difference"]
