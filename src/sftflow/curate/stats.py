@@ -31,7 +31,7 @@ TASK_RULES: list[tuple[str, re.Pattern]] = [(name, re.compile(rx, re.IGNORECASE)
     ("math", r"\b(calculate|compute|solve|equation|sum of|how many|percentage|probability)\b|\d\s*[+*/^=]\s*\d"),
     ("translation", r"\b(translate|translation|in (french|spanish|german|chinese|japanese|english))\b"),
     ("summarization", r"\b(summari[sz]e|summary|tl;?dr|in (one|a few) sentences?|main points?)\b"),
-    ("classification", r"\b(classify|categori[sz]e|which (category|class|topic)|sentiment|is (this|it) "
+    ("classification", r"\b(classify|categori[sz]e|which (category|class|topic)|sentiment|positive or negative|is (this|it) "
                        r"(positive|negative)|label|rate|stars?|true or false|yes or no)\b"),
     ("extraction", r"\b(extract|list all|find all|identify the|pull out)\b"),
     ("rewriting", r"\b(rewrite|rephrase|paraphrase|edit|correct the|fix the grammar|make it)\b"),
