@@ -75,6 +75,8 @@ def test_postprocess_rules():
     v = postprocess_instances([Instance(str(i), f"o{i}") for i in range(7)], max_instances=5)
     assert len(v.kept) == 5 and [r for _, r in v.dropped] == ["more than 5 instances"] * 2
     assert postprocess_instances([Instance("x", "")]).task_rejected == "no valid instance"
+    v = postprocess_instances([Instance("", "Name a fund."), Instance("", "Vanguard")], instruction="Name a fund.")
+    assert v.kept == [Instance("", "Vanguard")] and v.dropped[0][1] == "output repeats the instruction"
 
 
 def test_default_seed_set_is_ours_and_well_formed():

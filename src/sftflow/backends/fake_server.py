@@ -4,7 +4,8 @@ It listens on 127.0.0.1 (an ephemeral port), answers ``POST /v1/chat/completions
 with ``responder(messages) -> text``, and can misbehave the way real servers do.
 ``faults`` maps a prompt (the last message's content) to the actions for its first
 attempts, in order; later attempts succeed. ``default_faults`` applies to every
-prompt not named. Actions:
+prompt not named; ``fault_fn(prompt, attempt) -> action | None`` decides for
+prompts that are not known in advance. Actions:
 
   "429"          Too Many Requests without Retry-After
   "429:SECONDS"  with ``Retry-After: SECONDS``
@@ -121,10 +122,12 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAIServer:
     def __init__(self, responder: Callable[[list[dict]], str] | None = None, *,
                  faults: dict[str, list[str]] | None = None, default_faults: list[str] | None = None,
+                 fault_fn: Callable[[str, int], str | None] | None = None,
                  latency: float = 0.0, hang_seconds: float = 2.0):
         self.responder = responder or (lambda msgs: "echo: " + msgs[-1]["content"])
         self.faults = {k: list(v) for k, v in (faults or {}).items()}
         self.default_faults = list(default_faults or [])
+        self.fault_fn = fault_fn
         self.latency = latency
         self.hang_seconds = hang_seconds
         self.log: list[dict] = []
@@ -137,6 +140,8 @@ class FakeOpenAIServer:
         with self._lock:
             k = self.attempts.get(prompt, 0)
             self.attempts[prompt] = k + 1
+            if self.fault_fn is not None and prompt not in self.faults:
+                return self.fault_fn(prompt, k)
             plan = self.faults.get(prompt, self.default_faults)
             return plan[k] if k < len(plan) else None
 

@@ -90,11 +90,13 @@ class InstanceVerdict:
     task_rejected: str | None = None
 
 
-def postprocess_instances(instances: list[Instance], max_instances: int = 5) -> InstanceVerdict:
+def postprocess_instances(instances: list[Instance], max_instances: int = 5,
+                          instruction: str | None = None) -> InstanceVerdict:
     """The original work's instance clean-up, in its order.
 
     Drop instances with an empty output, input == output, or a field ending in ':'
-    (an unfinished generation); if two instances share a non-empty input but
+    (an unfinished generation), or (our addition: small models do it) an output that
+    only repeats the instruction; if two instances share a non-empty input but
     disagree on the output the whole task is unreliable and is dropped; exact
     duplicates collapse; at most ``max_instances`` remain (the first ones).
     """
@@ -105,6 +107,8 @@ def postprocess_instances(instances: list[Instance], max_instances: int = 5) -> 
             v.dropped.append((ins, "empty output"))
         elif ins.input.strip() == ins.output.strip():
             v.dropped.append((ins, "input equals output"))
+        elif instruction is not None and ins.output.strip() == instruction.strip():
+            v.dropped.append((ins, "output repeats the instruction"))
         elif ins.input.strip().endswith(":") or ins.output.strip().endswith(":"):
             v.dropped.append((ins, "unfinished field (ends with ':')"))
         else:

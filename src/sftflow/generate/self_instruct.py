@@ -233,7 +233,16 @@ def generate_instances(session: Session, tasks: list[MachineTask], cfg: Generate
             _reject(rejected, t.instruction, "request", f"request failed: {c.error}", None, prov)
             continue
         parsed = parse_output_first(c.text) if t.is_classification else parse_input_first(c.text)
-        verdict = postprocess_instances(parsed, si.max_instances)
+        if c.finish_reason == "length" and parsed:
+            # the last instance ran into max_new_tokens: its output is cut short
+            ins = parsed.pop()
+            rejected.append(Rejected(record={"id": f"{t.id}-x{_sha8(ins.input + ins.output)}",
+                                             "instruction": t.instruction, "input": ins.input,
+                                             "output": ins.output,
+                                             "metadata": {"source": "self-instruct", "task_id": t.id,
+                                                          "provenance": prov}},
+                                     step="parse", reason="cut off by max_new_tokens"))
+        verdict = postprocess_instances(parsed, si.max_instances, t.instruction)
         for ins, reason in verdict.dropped:
             rec = {"id": f"{t.id}-x{_sha8(ins.input + ins.output)}", "instruction": t.instruction,
                    "input": ins.input, "output": ins.output,
