@@ -33,6 +33,9 @@ from typing import Callable
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes; without TCP_NODELAY, Nagle + delayed ACK
+    # add ~40 ms to every response
+    disable_nagle_algorithm = True
     server: "_Server"
 
     def log_message(self, *args):      # keep test output clean
@@ -173,3 +176,29 @@ class FakeOpenAIServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve on 127.0.0.1 in its own process (benchmarks: no shared GIL with the client).
+
+    Prints the base URL on the first line of stdout, then serves until killed.
+    """
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(description="sftflow's fake OpenAI-compatible server")
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    ap.add_argument("--reply", default="ok", help="the text every request gets")
+    args = ap.parse_args(argv)
+    srv = FakeOpenAIServer(lambda m: args.reply, latency=args.latency).start()
+    print(srv.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
