@@ -102,3 +102,13 @@ def test_killed_run_restarts_without_regenerating_or_duplicating(tmp_path):
     second_run = asked[len(asked) - (200 - n_first):]
     assert sorted(second_run, key=int) == [str(i) for i in range(200) if
                                           f'[{{"content":"{i}","role":"user"}}]' not in stored]
+
+
+def test_cache_keys_on_the_backends_cache_id(tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    old = FakeBackend(lambda m: "old weights")
+    old.cache_id = "model@aaaa"
+    assert CachedBackend(old, cache).generate([chat("q")], GenParams())[0].text == "old weights"
+    new = FakeBackend(lambda m: "new weights")
+    new.cache_id = "model@bbbb"                   # same name, retrained in place
+    assert CachedBackend(new, cache).generate([chat("q")], GenParams())[0].text == "new weights"

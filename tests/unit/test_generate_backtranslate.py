@@ -115,3 +115,18 @@ def test_replace_prompt_multi_turn():
     ex = Example(messages=[{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
                            {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}])
     assert [m["content"] for m in replace_prompt(ex, "Q2")] == ["q1", "a1", "Q2", "a2"]
+
+
+def test_recipe_stage_rewrites_the_current_training_data(tmp_path):
+    from sftflow.generate.stage import run_stage
+    from sftflow.io import load_examples, write_examples
+    from sftflow.recipe import Recipe, RunState
+    state = RunState(recipe=Recipe(), out_dir=tmp_path)
+    state.train_path = tmp_path / "train.jsonl"
+    write_examples(state.train_path, EXS)
+    c = cfg("paraphrase", rewrite={"k": 1, "styles": ["formal"]})
+    run_stage(c, state, backend=FakeBackend(lambda m: "Kindly " + m[-1]["content"].split("Instruction:\n")[1]))
+    got = load_examples([state.train_path])
+    assert state.train_path == tmp_path / "generate" / "train.jsonl"
+    assert [e.prompt for e in got] == [e.prompt for e in EXS] + ["Kindly " + e.prompt.strip() for e in EXS]
+    assert state.artifacts["generate"]["generated"] == 2 and state.artifacts["generate"]["existing"] == 2

@@ -111,7 +111,8 @@ class CachedBackend:
 
     def generate(self, requests: list[list[dict[str, str]]], params: GenParams,
                  on_result: Callable[[int, Completion], None] | None = None) -> list[Completion]:
-        keys = [cache_key(self.name, self.model, params, r) for r in requests]
+        model_id = getattr(self.backend, "cache_id", None) or self.model
+        keys = [cache_key(self.name, model_id, params, r) for r in requests]
         out: list[Completion | None] = [None] * len(requests)
         todo: list[int] = []
         first_of: dict[str, int] = {}

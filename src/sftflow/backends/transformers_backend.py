@@ -36,6 +36,15 @@ class TransformersBackend:
             self.tok.pad_token = self.tok.eos_token
         self.tok.padding_side = "left"
         self.stop_ids = self._stop_token_ids()
+        # The response cache keys on this: a model retrained in place must not be
+        # answered from the cache of the old weights.
+        self.cache_id = self.model
+        if model_obj is None:
+            try:
+                from ..models import weights_hash
+                self.cache_id = f"{self.model}@{weights_hash(model)}"
+            except OSError:
+                pass
         self.stats = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
 
     def describe(self) -> dict[str, Any]:
