@@ -79,7 +79,8 @@ def test_all_masked_example_raises(smol_tokenizer, monkeypatch):
     with pytest.raises(TemplateError, match="could not learn to stop"):
         encode(msgs, smol_tokenizer, template="{% for m in messages %}{{ m['content'] }}\n{% endfor %}")
     # and if spans ever come back empty, encode raises instead of returning all -100
-    import sftflow.templates.encode as enc_mod
+    import importlib
+    enc_mod = importlib.import_module("sftflow.templates.encode")
     monkeypatch.setattr(enc_mod, "assistant_spans", lambda m, t, tpl, mode: ("abc", []))
     with pytest.raises(NoSupervisedTokens):
         encode(msgs, smol_tokenizer)

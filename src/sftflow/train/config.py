@@ -27,6 +27,7 @@ class TrainConfig(StrictModel):
 
     learning_rate: float | None = Field(None, gt=0, description="default 2e-4 for LoRA, 2e-5 for full")
     lr_scheduler: str = "cosine"
+    optimizer: str = Field("adamw_torch", description="any transformers optim name (adamw_torch, sgd, ...)")
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     weight_decay: float = Field(0.1, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
