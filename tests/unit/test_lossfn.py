@@ -135,3 +135,21 @@ def test_mean_loss_is_token_weighted_and_skips_flagged():
           ExampleLoss("c", math.nan, 0, math.nan, "too_long")]
     assert mean_loss(xs) == pytest.approx(7.0 / 4)
     assert math.isnan(mean_loss(xs[2:]))
+
+
+def test_shared_prefix_is_computed_once_and_changes_nothing(tiny):
+    from sftflow.lossfn import _shared_prefix
+    model, tok = tiny
+    single = [e for e in EXAMPLES if e.system is None]          # all start with the default system prompt
+    encs = [encode(e.messages, tok, train_on="last") for e in single]
+    start = _shared_prefix(encs)
+    assert start >= 10
+    assert all(e.input_ids[:start] == encs[0].input_ids[:start] for e in encs)
+    first_scored = min(next(i for i, x in enumerate(e.labels) if x != -100) for e in encs)
+    assert start <= first_scored - 1
+    shared = example_losses(model, tok, single, batch_size=8, share_prefix=True)
+    plain = example_losses(model, tok, single, batch_size=8, share_prefix=False)
+    for a, b in zip(shared, plain):
+        assert a.loss_sum == pytest.approx(b.loss_sum, rel=1e-4)
+        ref, _ = direct(model, tok, [m for m in next(e for e in single if e.id == a.id).messages])
+        assert a.loss_sum == pytest.approx(ref, rel=1e-4)
