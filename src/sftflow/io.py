@@ -72,9 +72,11 @@ def detect_format(rec: dict[str, Any]) -> str:
         return "sftflow" if "metadata" in rec or "id" in rec else "messages"
     if "conversations" in rec:
         return "sharegpt"
-    if "instruction" in rec and "output" in rec:
+    # One identifying key is enough: a record with "instruction" but no "output" is a
+    # broken Alpaca record, and saying so is more useful than "unknown format".
+    if "instruction" in rec:
         return "alpaca"
-    if "prompt" in rec and "completion" in rec:
+    if "prompt" in rec or "completion" in rec:
         return "prompt_completion"
     raise RecordError("cannot tell the format from the keys "
                       f"{sorted(rec)[:8]}; expected messages, conversations, "
