@@ -33,11 +33,11 @@ def direct_loglik(model, tok, context: str, continuation: str) -> float:
     return float(sum(logp[i - 1, whole[i]] for i in range(n_ctx, len(whole))))
 
 
-@pytest.mark.parametrize("k", [0, 2])
-def test_acc_and_acc_norm_equal_direct_transformers_computation(tiny, k):
+@pytest.mark.parametrize("k,share", [(0, True), (2, True), (2, False)])
+def test_acc_and_acc_norm_equal_direct_transformers_computation(tiny, k, share):
     import numpy as np
     model, tok = tiny
-    res = score_items(model, tok, ITEMS, num_fewshot=k, seed=3, batch_size=3)
+    res = score_items(model, tok, ITEMS, num_fewshot=k, seed=3, batch_size=3, share_context=share)
     hits = Counter()
     for i, it in enumerate(ITEMS):
         ctx = build_context(ITEMS, i, k, 3)
@@ -94,3 +94,19 @@ def test_forgetting_thresholds():
     assert fg["status"] == "fail"
     assert fg["tasks"]["t2"]["delta_points"] == pytest.approx(-3.0)
     assert forgetting(base, tuned, warn_drop=10, fail_drop=20)["status"] == "pass"
+
+
+def test_loglikelihoods_match_lm_evaluation_harness(tiny):
+    """Where lm-evaluation-harness is installed (the bench extra), its HFLM scores the
+    same (context, continuation) pairs to the same numbers."""
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+    model, tok = tiny
+    res = score_items(model, tok, ITEMS, num_fewshot=1, seed=0, batch_size=4)
+    pairs = [(build_context(ITEMS, i, 1, 0), " " + c) for i, it in enumerate(ITEMS) for c in it.choices]
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=4, device="cpu")
+    peer = [ll for ll, _ in lm.loglikelihood([Instance(request_type="loglikelihood", doc={}, arguments=p, idx=i)
+                                             for i, p in enumerate(pairs)], disable_tqdm=True)]
+    ours = [x for r in res["items"] for x in r["loglik"]]
+    assert ours == pytest.approx(peer, abs=2e-3)

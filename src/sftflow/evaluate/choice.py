@@ -208,23 +208,97 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], *, batch_size
     return out
 
 
+def grouped_loglikelihoods(model, tokenizer, groups: list[tuple[str, list[str]]], *, batch_size: int = 8,
+                           progress=None) -> list[list[float]]:
+    """Log-likelihoods of several continuations of one shared context, per group.
+
+    The choices of a question share its context, and the context is most of the
+    tokens (all of them but a word or two at zero-shot, far more with few-shot
+    examples). So the contexts of a batch of questions run once, their key/value
+    cache is copied to one row per choice, and only the choices' own tokens run
+    again: the same numbers as scoring every (context, choice) sequence in full, for
+    about 1/n_choices of the compute. A question whose choices tokenize the context
+    differently (a merge across the boundary) is scored the plain way.
+    """
+    import torch
+
+    splits = [[split_tokens(tokenizer, ctx, c) for c in conts] for ctx, conts in groups]
+    out: list[list[float] | None] = [None] * len(groups)
+    shared, plain = [], []
+    for g, sp in enumerate(splits):
+        ok = sp and sp[0][0] and all(s[0] == sp[0][0] and s[1] for s in sp)
+        (shared if ok else plain).append(g)
+    if plain:
+        pairs = [(groups[g][0], c) for g in plain for c in groups[g][1]]
+        flat = loglikelihoods(model, tokenizer, pairs, batch_size=batch_size, progress=progress)
+        pos = 0
+        for g in plain:
+            out[g] = flat[pos:pos + len(groups[g][1])]
+            pos += len(groups[g][1])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    model.eval()
+    order = sorted(shared, key=lambda g: -len(splits[g][0][0]))
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        ctxs = [splits[g][0][0] for g in idx]
+        width = max(len(c) for c in ctxs)
+        ids = torch.tensor([[pad] * (width - len(c)) + c for c in ctxs], device=device)
+        mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in ctxs], device=device)
+        pos_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            o = model(input_ids=ids, attention_mask=mask, position_ids=pos_ids, use_cache=True,
+                      logits_to_keep=1)
+        first = torch.log_softmax(o.logits[:, -1].float(), dim=-1)       # predicts each choice's 1st token
+        rows = [(k, s[1]) for k, g in enumerate(idx) for s in splits[g]]
+        lls = [float(first[k, cont[0]]) for k, cont in rows]
+        tail = max(len(cont) for _, cont in rows) - 1
+        if tail > 0:
+            cache = o.past_key_values
+            keep = torch.tensor([k for k, _ in rows], device=device)
+            cache.batch_select_indices(keep)                              # one cache row per choice
+            feed = torch.tensor([cont[:-1] + [pad] * (tail - len(cont) + 1) for _, cont in rows], device=device)
+            fmask = torch.tensor([[1] * (len(cont) - 1) + [0] * (tail - len(cont) + 1) for _, cont in rows],
+                                 device=device)
+            full_mask = torch.cat([mask[keep], fmask], dim=1)
+            pos2 = mask.sum(-1)[keep][:, None] + torch.arange(tail, device=device)[None, :]
+            with torch.no_grad():
+                o2 = model(input_ids=feed, attention_mask=full_mask, position_ids=pos2, past_key_values=cache)
+            logp = torch.log_softmax(o2.logits.float(), dim=-1)
+            for r, (_, cont) in enumerate(rows):
+                if len(cont) > 1:
+                    tgt = torch.tensor(cont[1:], device=device)
+                    lls[r] += float(logp[r, : len(cont) - 1].gather(-1, tgt[:, None]).sum())
+        pos = 0
+        for g in idx:
+            n = len(splits[g])
+            out[g] = lls[pos:pos + n]
+            pos += n
+        if progress is not None:
+            progress(len(rows))
+    return out  # type: ignore[return-value]
+
+
 def score_items(model, tokenizer, items: list[ChoiceItem], *, num_fewshot: int = 0, seed: int = 0,
-                batch_size: int = 8, progress=None) -> dict[str, Any]:
+                batch_size: int = 8, progress=None, share_context: bool = True) -> dict[str, Any]:
     """acc / acc_norm / acc_bytes over items, plus per-item predictions."""
     import numpy as np
 
-    pairs, owners = [], []
-    for i, it in enumerate(items):
-        ctx = build_context(items, i, num_fewshot, seed)
-        for c in it.choices:
-            pairs.append((ctx, " " + c))
-            owners.append(i)
-    lls = loglikelihoods(model, tokenizer, pairs, batch_size=batch_size, progress=progress)
-    per_item, pos = [], 0
+    groups = [(build_context(items, i, num_fewshot, seed), [" " + c for c in it.choices])
+              for i, it in enumerate(items)]
+    if share_context:
+        lls = grouped_loglikelihoods(model, tokenizer, groups, batch_size=batch_size, progress=progress)
+    else:
+        flat = loglikelihoods(model, tokenizer, [(c, x) for c, xs in groups for x in xs],
+                              batch_size=batch_size, progress=progress)
+        lls, pos = [], 0
+        for _, xs in groups:
+            lls.append(flat[pos:pos + len(xs)])
+            pos += len(xs)
+    per_item = []
     hits = {"acc": 0, "acc_norm": 0, "acc_bytes": 0}
-    for it in items:
-        ll = np.array(lls[pos:pos + len(it.choices)])
-        pos += len(it.choices)
+    for it, item_ll in zip(items, lls):
+        ll = np.array(item_ll)
         chars = np.array([float(len(c)) for c in it.choices])
         nbytes = np.array([float(len(c.encode("utf-8"))) for c in it.choices])
         pred = {"acc": int(np.argmax(ll)), "acc_norm": int(np.argmax(ll / chars)),
