@@ -7,8 +7,8 @@ import pytest
 
 from sftflow.curate.config import ExactDedupParams, NearDedupParams, SemanticDedupParams
 from sftflow.curate.dedup import (ExactDedup, NearDedup, SemanticDedup, ShingleSets, choose_bands,
-                                  near_duplicates, normalize_text, normalized_key, shingle_hashes,
-                                  similar_pairs, word_hashes)
+                                  jaccard_many, near_duplicates, normalize_text, normalized_key,
+                                  shingle_hashes, similar_pairs, word_hashes)
 from sftflow.schema import Example
 
 A = "the quick brown fox jumps over the lazy dog near the river bank"
@@ -134,3 +134,16 @@ def test_semantic_dedup_tfidf_finds_paraphrase():
             ex("how do i bake sourdough bread at home today")]
     res = SemanticDedup(SemanticDedupParams(method="tfidf", threshold=0.7)).run(recs)
     assert [r.record["id"] for r in res.rejected] == [recs[2].id]
+
+
+def test_jaccard_many_matches_python_sets():
+    rng = np.random.default_rng(1)
+    vocab = [f"w{i}" for i in range(12)]
+    texts = [" ".join(rng.choice(vocab, rng.integers(0, 15))) for _ in range(30)] + ["a a a a a a a"]
+    flat, off = shingle_hashes(texts, 3)
+    sets = ShingleSets(flat, off)
+    pairs = np.array([(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))])
+    got = jaccard_many(flat, off, pairs)
+    want = [sets.jaccard(int(i), int(j)) for i, j in pairs]
+    assert got == pytest.approx(want)
+    assert any(0 < w < 1 for w in want)

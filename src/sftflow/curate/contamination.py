@@ -24,7 +24,7 @@ from ..embed import example_text
 from ..io import read_examples
 from ..schema import Example
 from .config import LeakageParams
-from .dedup import ShingleSets, choose_bands, minhash_candidates, shingle_hashes
+from .dedup import choose_bands, jaccard_many, minhash_candidates, shingle_hashes
 from .steps import Step, StepResult, measurements, reject
 
 
@@ -92,9 +92,8 @@ def find_leaks(train: list[Example], evals: list[Example], params: LeakageParams
         cand = minhash_candidates(flat, off, num_perm=p.num_perm, bands=bands, rows=rows, seed=p.seed)
         n = len(train)
         cross = cand[(cand[:, 0] < n) & (cand[:, 1] >= n)] if len(cand) else cand
-        sets = ShingleSets(flat, off)
-        for i, j in cross.tolist():
-            jac = sets.jaccard(i, j)
+        jacs = jaccard_many(flat, off, cross)
+        for (i, j), jac in zip(cross.tolist(), jacs.tolist()):
             if jac >= p.minhash_threshold and (i not in found or found[i].kind != "ngram"):
                 prev = found.get(i)
                 if prev is None or (isinstance(prev.value, float) and jac > prev.value):

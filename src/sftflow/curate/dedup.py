@@ -25,6 +25,8 @@ leaves a duplicate in the data.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
@@ -94,6 +96,7 @@ for _c in range(256):
 _B = 0x100000001B3                       # odd base of the per-word polynomial hash
 _B_INV = pow(_B, -1, 2**64)              # its inverse mod 2^64 (exists because _B is odd)
 _CHUNK = 1 << 20                         # bytes hashed per vectorised pass (bounds memory)
+_THREADS = min(2, os.cpu_count() or 1)
 
 
 _POWERS: list[np.ndarray] = []
@@ -136,24 +139,31 @@ def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     n = len(texts)
     enc = [t.encode() if t.isascii() else " ".join(words(t)).encode() for t in texts]
     doc_lens = np.fromiter((len(e) + 1 for e in enc), dtype=np.int64, count=n)
-    pw, inv = _powers(max(_CHUNK, int(doc_lens.max(initial=1))) + 1)
-    hashes, owners = [], []
-    i = 0
-    while i < n:
-        # Whole texts per chunk, so no word is cut; a text longer than a chunk is its own chunk.
-        j, size = i, 0
-        while j < n and (j == i or size + doc_lens[j] <= _CHUNK):
-            size += doc_lens[j]
-            j += 1
-        buf = b"\n".join(enc[i:j]).lower()
-        starts, h = _hash_words_chunk(buf, pw, inv)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(1, dtype=np.int64)
+    # Whole texts per chunk of about _CHUNK bytes, so no word is cut.
+    cum = np.cumsum(doc_lens)
+    cuts = np.searchsorted(cum, np.arange(1, int(cum[-1]) // _CHUNK + 1) * _CHUNK, side="right")
+    bounds = [0] + sorted({int(c) for c in cuts if 0 < c < n}) + [n]
+    chunks = list(zip(bounds[:-1], bounds[1:]))
+    biggest = max(int(cum[j - 1] - (cum[i - 1] if i else 0)) for i, j in chunks)
+    pw, inv = _powers(biggest + 1)
+
+    def one(bound: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        i, j = bound
+        starts, h = _hash_words_chunk(b"\n".join(enc[i:j]).lower(), pw, inv)
         doc_start = np.zeros(j - i, dtype=np.int64)
         np.cumsum(doc_lens[i:j - 1], out=doc_start[1:])
-        owners.append(np.searchsorted(doc_start, starts, side="right") - 1 + i)
-        hashes.append(h)
-        i = j
-    flat = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
-    owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+        return h, np.searchsorted(doc_start, starts, side="right") - 1 + i
+
+    # numpy releases the GIL inside these array passes, so two threads use both cores.
+    if len(chunks) > 1 and _THREADS > 1:
+        with ThreadPoolExecutor(_THREADS) as pool:
+            parts = list(pool.map(one, chunks))
+    else:
+        parts = [one(c) for c in chunks]
+    flat = np.concatenate([h for h, _ in parts])
+    owner = np.concatenate([o for _, o in parts])
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner, minlength=n), out=offsets[1:])
     return flat, offsets
@@ -170,17 +180,28 @@ def shingle_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
     lens = np.diff(woff)
     if total == 0:
         return np.zeros(0, dtype=np.uint64), np.zeros(len(texts) + 1, dtype=np.int64)
-    doc_end = np.repeat(woff[1:], lens)
-    pos = np.arange(total, dtype=np.int64)
+    mults = _pos_mult(n)
+    # Full shingles: sum_k word[p + k] * mult_k over contiguous slices (no fancy indexing);
+    # positions whose window runs past their text's end are dropped by ``valid`` below.
+    padded = np.concatenate([wh, np.zeros(n, dtype=np.uint64)])
     acc = np.zeros(total, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for k, mult in enumerate(_pos_mult(n)):
-            idx = pos + k
-            ok = idx < doc_end
-            acc[ok] += wh[idx[ok]] * mult
-    starts = np.repeat(woff[:-1], lens)
-    doc_len = np.repeat(lens, lens)
-    valid = (pos + n <= doc_end) | ((pos == starts) & (doc_len < n))
+        for k, mult in enumerate(mults):
+            acc += padded[k:k + total] * mult
+        # Texts shorter than n words: one shingle of all their words, at their first position.
+        short = np.flatnonzero((lens > 0) & (lens < n))
+        if len(short):
+            first, slen = woff[short], lens[short]
+            sacc = np.zeros(len(short), dtype=np.uint64)
+            for k, mult in enumerate(mults[:-1]):
+                m = k < slen
+                sacc[m] += wh[first[m] + k] * mult
+            acc[first] = sacc
+    doc_end = np.repeat(woff[1:], lens)
+    pos = np.arange(total, dtype=np.int64)
+    valid = pos + n <= doc_end
+    if len(short):
+        valid[woff[short]] = True
     counts = np.where(lens >= n, lens - n + 1, np.minimum(lens, 1))
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -278,7 +299,7 @@ def _gather(flat: np.ndarray, offsets: np.ndarray, idx: np.ndarray, lens: np.nda
 
 
 class ShingleSets:
-    """Exact shingle sets, built lazily for the rows that appear in candidate pairs."""
+    """Exact shingle sets as Python sets, for one-off lookups (reports, tests)."""
 
     def __init__(self, flat: np.ndarray, offsets: np.ndarray):
         self.flat, self.offsets = flat, offsets
@@ -299,11 +320,63 @@ class ShingleSets:
         return inter / (len(a) + len(b) - inter)
 
 
-def confirm_pairs(pairs: np.ndarray, sets: ShingleSets, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Concatenated index ranges [s, s + l) for each (s, l), built without a Python loop."""
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    base = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    return base + np.arange(total, dtype=np.int64)
+
+
+def jaccard_many(flat: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Exact Jaccard of the shingle *sets* of every pair (i, j), vectorised.
+
+    Each text's shingles are made unique once; then for all pairs at the same time the
+    two sets are laid side by side, tagged with the pair, and sorted: a value that
+    appears twice under one tag is in the intersection. One sort instead of one Python
+    set intersection per pair (the confirmation step is then a small share of the run).
+    """
+    if len(pairs) == 0:
+        return np.zeros(0)
+    docs, local = np.unique(pairs, return_inverse=True)
+    local = local.reshape(pairs.shape)
+    lens = np.diff(offsets)[docs]
+    vals = flat[_ranges(offsets[docs], lens)]
+    # Dense ranks make (owner, value) and (pair, value) fit in one int64 sort key.
+    # (Explicit sorts: numpy's hash-based unique is several times slower on these sizes.)
+    order = np.argsort(vals, kind="stable")
+    sv = vals[order]
+    new_val = np.ones(len(sv), dtype=bool)
+    new_val[1:] = sv[1:] != sv[:-1]
+    rank = np.empty(len(vals), dtype=np.int64)
+    rank[order] = np.cumsum(new_val) - 1
+    r = max(int(new_val.sum()), 1)
+    owner = np.repeat(np.arange(len(docs), dtype=np.int64), lens)
+    key = np.sort(owner * r + rank)
+    if len(key):
+        key = key[np.concatenate([[True], key[1:] != key[:-1]])]   # each text's shingles once
+    owner_u, rank_u = key // r, key % r
+    size = np.bincount(owner_u, minlength=len(docs))
+    uoff = np.concatenate([[0], np.cumsum(size)])
+    a, b = local[:, 0], local[:, 1]
+    sa, sb = size[a], size[b]
+    idx = np.arange(len(pairs), dtype=np.int64)
+    tag = np.concatenate([np.repeat(idx, sa), np.repeat(idx, sb)])
+    both = np.concatenate([rank_u[_ranges(uoff[a], sa)], rank_u[_ranges(uoff[b], sb)]])
+    key = np.sort(tag * r + both)
+    same = key[1:] == key[:-1]
+    inter = np.bincount(key[1:][same] // r, minlength=len(pairs)).astype(np.float64)
+    union = sa + sb - inter
+    return np.divide(inter, union, out=np.zeros(len(pairs)), where=union > 0)
+
+
+def confirm_pairs(pairs: np.ndarray, flat: np.ndarray, offsets: np.ndarray,
+                  threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Keep the candidate pairs whose exact Jaccard reaches ``threshold``: (pairs, jaccards)."""
     if len(pairs) == 0:
         return pairs, np.zeros(0)
-    jac = np.fromiter((sets.jaccard(int(i), int(j)) for i, j in pairs), dtype=np.float64, count=len(pairs))
+    jac = jaccard_many(flat, offsets, pairs)
     ok = jac >= threshold
     return pairs[ok], jac[ok]
 
@@ -345,23 +418,30 @@ def pick_representative(members: list[int], examples: list[Example], policy: str
 
 
 def resolve_clusters(step: str, examples: list[Example], labels: np.ndarray, policy: str,
-                     score_key: str | None, similarity: Callable[[int, int], float],
+                     score_key: str | None, similarity: Callable[[np.ndarray], np.ndarray],
                      describe: str) -> StepResult:
-    """Keep one representative per cluster; write cluster ids; reject the rest with the reason."""
+    """Keep one representative per cluster; write cluster ids; reject the rest with the reason.
+
+    ``similarity(pairs)`` gives the similarity of each (member, representative) pair,
+    which goes into the rejected record's value.
+    """
+    sizes = np.bincount(labels)
+    in_cluster = np.flatnonzero(sizes[labels] > 1)
     groups: dict[int, list[int]] = {}
-    for i, c in enumerate(labels):
-        groups.setdefault(int(c), []).append(i)
-    drop: dict[int, tuple[int, float]] = {}
+    for i in in_cluster.tolist():
+        groups.setdefault(int(labels[i]), []).append(i)
+    dropped: list[tuple[int, int]] = []
     for members in groups.values():
-        if len(members) < 2:
-            continue
         rep = pick_representative(members, examples, policy, score_key)
+        rep_id = examples[rep].id
         for i in members:
             m = measurements(examples[i], step)
-            m["cluster"] = examples[rep].id
+            m["cluster"] = rep_id
             m["cluster_size"] = len(members)
             if i != rep:
-                drop[i] = (rep, round(similarity(i, rep), 4))
+                dropped.append((i, rep))
+    sims = similarity(np.array(dropped, dtype=np.int64).reshape(-1, 2)) if dropped else []
+    drop = {i: (rep, round(float(v), 4)) for (i, rep), v in zip(dropped, sims)}
     out = StepResult(kept=[])
     for i, ex in enumerate(examples):
         if i not in drop:
@@ -413,8 +493,7 @@ def near_duplicates(texts: list[str], *, ngram: int = 5, num_perm: int = 128, th
         bands, rows = choose_bands(threshold, num_perm)
     flat, off = shingle_hashes(texts, ngram)
     cand = minhash_candidates(flat, off, num_perm=num_perm, bands=bands, rows=rows, seed=seed)
-    sets = ShingleSets(flat, off)
-    pairs, jac = confirm_pairs(cand, sets, threshold)
+    pairs, jac = confirm_pairs(cand, flat, off, threshold)
     return NearDupResult(pairs, jac, len(cand), components(len(texts), pairs))
 
 
@@ -432,10 +511,10 @@ class NearDedup(Step):
         bands, rows = (p.bands, p.rows) if p.bands else choose_bands(p.threshold, p.num_perm)
         flat, off = shingle_hashes(texts, p.ngram)
         cand = minhash_candidates(flat, off, num_perm=p.num_perm, bands=bands, rows=rows, seed=p.seed)
-        sets = ShingleSets(flat, off)
-        pairs, _ = confirm_pairs(cand, sets, p.threshold)
+        pairs, _ = confirm_pairs(cand, flat, off, p.threshold)
         labels = components(len(examples), pairs)
-        return resolve_clusters(self.name, examples, labels, p.keep, p.score_key, sets.jaccard,
+        return resolve_clusters(self.name, examples, labels, p.keep, p.score_key,
+                                lambda prs: jaccard_many(flat, off, prs),
                                 f"near duplicate (word {p.ngram}-gram Jaccard >= {p.threshold})")
 
 
@@ -476,5 +555,5 @@ class SemanticDedup(Step):
         pairs = similar_pairs(emb, p.threshold, p.block_size)
         labels = components(len(examples), pairs)
         return resolve_clusters(self.name, examples, labels, p.keep, p.score_key,
-                                lambda i, j: float(emb[i] @ emb[j]),
+                                lambda prs: np.einsum("ij,ij->i", emb[prs[:, 0]], emb[prs[:, 1]]),
                                 f"semantic duplicate ({p.method} cosine >= {p.threshold})")
