@@ -166,3 +166,23 @@ def test_smoke_verdict_on_hand_made_logs():
     nan_log = ok_log + [{"step": 100, "loss": math.nan}]
     assert "loss_finite" in {c.name for c in check_smoke(nan_log, supervised_tokens=5, sample="x").checks
                              if not c.ok}
+
+
+def test_probe_metric_picks_best_checkpoint_by_behaviour(tiny_model_dir, smol_tokenizer, tmp_path):
+    """A scripted probe rate (peaking at the 2nd evaluation) makes checkpoint-4 the best,
+    although the eval loss keeps falling."""
+    from sftflow.train.callbacks import ProbeMetric
+    script = iter([[1, 0, 0, 0, 0], [1] * 4 + [0] * 1, [1, 1, 0, 0, 0], [1, 1, 0, 0, 0]])
+
+    def gen(model, prompts):
+        flags = next(script)
+        return [{"text": "Answer: x" if f else "no", "finish_reason": "stop"} for f in flags]
+    pm = ProbeMetric([[{"role": "user", "content": "q"}]] * 5, smol_tokenizer,
+                     {"name": "fmt", "kind": "prefix", "prefix": "Answer:"}, generate=gen)
+    t = make_trainer(tiny_model_dir, smol_tokenizer, tmp_path, [pm], max_steps=8, eval_steps=2,
+                     trainer_cls=ScriptedEvalTrainer, eval_losses=[1.0, 0.9, 0.8, 0.7])
+    t.args.metric_for_best_model = "eval_probe_fmt"
+    t.args.greater_is_better = True
+    t.train()
+    assert [r for _, r in pm.history] == [0.2, 0.8, 0.4, 0.4]
+    assert t.state.best_model_checkpoint.endswith("checkpoint-4")

@@ -200,3 +200,47 @@ def callbacks_for(cfg, log_path: str | Path | None = None) -> list[TrainerCallba
 
 def find(callbacks, kind: type) -> Any:
     return next((c for c in callbacks if isinstance(c, kind)), None)
+
+
+class ProbeMetric(TrainerCallback):
+    """Adds ``eval_probe_<name>`` (a behaviour probe's rate on a few prompts) to each evaluation.
+
+    With ``metric_for_best_model="eval_probe_<name>"`` (and ``greater_is_better``
+    matching the probe: True for a format rule, False for apologies) the best
+    checkpoint is chosen by behaviour rather than loss. The Trainer picks the best
+    from the same metrics dict after the callbacks run, so put this callback before
+    early stopping when both use the probe.
+    """
+
+    def __init__(self, prompts: list[list[dict[str, str]]], tokenizer, probe, *, max_new_tokens: int = 64,
+                 generate=None, log: EventLog | None = None):
+        from ..evaluate.probes import as_specs
+        self.prompts = prompts
+        self.tokenizer = tokenizer
+        self.spec = as_specs([probe])[0]
+        self.key = f"eval_probe_{self.spec.name}"
+        self.max_new_tokens = max_new_tokens
+        self.generate = generate          # (model, prompts) -> answers; default: greedy via transformers
+        self.log = log or EventLog()
+        self.history: list[tuple[int, float]] = []
+
+    def _answers(self, model) -> list[dict]:
+        if self.generate is not None:
+            return self.generate(model, self.prompts)
+        from ..backends import GenParams
+        from ..backends.transformers_backend import TransformersBackend
+        be = TransformersBackend(model="training-model", model_obj=model, tokenizer=self.tokenizer,
+                                 batch_size=8, device=str(next(model.parameters()).device))
+        return [{"text": c.text, "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens}
+                for c in be.generate(self.prompts, GenParams(max_new_tokens=self.max_new_tokens))]
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        from ..evaluate.probes import run_probes
+        if metrics is None or model is None:
+            return
+        was_training = model.training
+        rate = run_probes(self._answers(model), [self.spec])[self.spec.name]["rate"]
+        if was_training:
+            model.train()
+        metrics[self.key] = rate
+        self.history.append((state.global_step, rate))
