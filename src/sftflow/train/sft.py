@@ -30,6 +30,7 @@ from ..config import dump_yaml
 from ..io import Rejected, read_examples, write_examples, write_rejected
 from ..models import load_model, load_tokenizer, resolve_model
 from ..templates import encode_many
+from .callbacks import callbacks_for
 from .collate import PadCollator
 from .config import TrainConfig
 from .loss import supervised_loss_sum
@@ -234,7 +235,7 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     if log_path.exists() and not cfg.resume:
         log_path.unlink()
     cbs = [JsonlLogger(log_path)] + list(callbacks or [])
-    cbs += _stage_callbacks(cfg)
+    cbs += callbacks_for(cfg, log_path)
     trainer = SFTTrainerLite(
         model=model, args=args,
         train_dataset=ListDataset([e.to_dict() for e in train_enc]),
@@ -266,15 +267,3 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     (out / "train_result.json").write_text(json.dumps(
         {k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()}, indent=2) + "\n")
     return res
-
-
-def _stage_callbacks(cfg: TrainConfig) -> list[TrainerCallback]:
-    """Early stopping, overfitting monitor and non-finite guard, when available."""
-    try:
-        from . import callbacks as cb
-    except ImportError:
-        return []
-    make = getattr(cb, "callbacks_for", None)
-    return list(make(cfg)) if make else []
-
-
