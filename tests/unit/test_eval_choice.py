@@ -110,3 +110,24 @@ def test_loglikelihoods_match_lm_evaluation_harness(tiny):
                                              for i, p in enumerate(pairs)], disable_tqdm=True)]
     ours = [x for r in res["items"] for x in r["loglik"]]
     assert ours == pytest.approx(peer, abs=2e-3)
+
+
+@pytest.mark.slow
+def test_lm_eval_task_with_local_data(tmp_path, tiny):
+    """An lm-evaluation-harness task over a local JSON file loads offline and scores."""
+    pytest.importorskip("lm_eval")
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"q": "Capital of France?", "opts": ["Paris", "Rome", "Oslo"], "gold": 0}\n'
+                    '{"q": "2+2?", "opts": ["5", "4", "22"], "gold": 1}\n')
+    (tmp_path / "mini_mc.yaml").write_text(
+        "task: mini_mc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {data}\ntest_split: test\noutput_type: multiple_choice\n"
+        'doc_to_text: "Question: {{q}}\\nAnswer:"\ndoc_to_choice: "{{opts}}"\ndoc_to_target: gold\n'
+        "metric_list:\n  - metric: acc\n    higher_is_better: true\n")
+    name, items = load_task("lm_eval:mini_mc", [str(tmp_path)])
+    assert name == "lm_eval:mini_mc"
+    assert [(it.prompt(), it.choices, it.answer) for it in items] == [
+        ("Question: Capital of France?\nAnswer:", ["Paris", "Rome", "Oslo"], 0),
+        ("Question: 2+2?\nAnswer:", ["5", "4", "22"], 1)]
+    res = score_items(*tiny, items, num_fewshot=1)
+    assert res["n"] == 2 and 0 <= res["acc"] <= 1

@@ -71,12 +71,12 @@ def shipped_task_path(name: str) -> Path:
     return Path(str(resources.files("sftflow.evaluate") / "data" / SHIPPED[name]))
 
 
-def load_task(spec: str) -> tuple[str, list[ChoiceItem]]:
+def load_task(spec: str, lm_eval_include: list[str] | None = None) -> tuple[str, list[ChoiceItem]]:
     """A task by name: a shipped one, a JSONL path, or ``lm_eval:<task>``. Returns (name, items)."""
     if spec in SHIPPED:
         return spec, read_jsonl_task(shipped_task_path(spec))
     if spec.startswith("lm_eval:"):
-        return spec, load_lm_eval_task(spec.split(":", 1)[1])
+        return spec, load_lm_eval_task(spec.split(":", 1)[1], include=lm_eval_include)
     path = Path(spec)
     if not path.exists():
         raise RecordError(f"no such task file (and not a shipped task: {', '.join(SHIPPED)})",
@@ -117,15 +117,21 @@ def read_jsonl_task(path: str | Path) -> list[ChoiceItem]:
     return items
 
 
-def load_lm_eval_task(name: str) -> list[ChoiceItem]:
-    """Reuse an lm-evaluation-harness multiple-choice task whose data is already local."""
+def load_lm_eval_task(name: str, include: list[str] | None = None) -> list[ChoiceItem]:
+    """Reuse an lm-evaluation-harness multiple-choice task whose data is already local.
+
+    ``include``: folders of extra task YAMLs (the harness's ``include_path``), e.g. a
+    task over a local JSON file. Harness tasks that download their data work only when
+    the Hugging Face cache already holds it (sftflow runs offline).
+    """
     try:
         from lm_eval.tasks import TaskManager
     except ImportError:
         raise RecordError(f"task 'lm_eval:{name}' needs lm-evaluation-harness (pip install lm-eval) "
                           "with the task's data in the local Hugging Face cache") from None
     try:
-        task = TaskManager().load_task_or_group([name])[name]
+        manager = TaskManager(include_path=list(include) if include else None)
+        task = manager.load_task_or_group([name])[name]
     except Exception as e:  # noqa: BLE001 - the harness raises many kinds; say which task
         raise RecordError(f"lm-evaluation-harness could not load task {name!r} offline: {e}") from None
     if getattr(task, "OUTPUT_TYPE", None) != "multiple_choice":

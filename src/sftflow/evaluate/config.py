@@ -87,6 +87,8 @@ class ChoiceSection(StrictModel):
     tasks: list[str] = Field(default_factory=lambda: ["general_knowledge"],
                              description="JSONL files (question/choices/answer), the shipped "
                                          "'general_knowledge', or 'lm_eval:<task>'")
+    lm_eval_include: list[str] = Field(default_factory=list,
+                                       description="folders of extra lm-evaluation-harness task YAMLs")
     num_fewshot: int = Field(0, ge=0)
     limit: int | None = Field(None, gt=0, description="first N questions per task")
     batch_size: int = Field(8, gt=0)

@@ -92,7 +92,7 @@ def evaluate_side(cfg: EvalConfig, model_path: str, examples, *, tokenizer_fallb
         t = time.perf_counter()
         out["choice"] = {}
         for spec in cfg.choice.tasks:
-            name, items = load_task(spec)
+            name, items = load_task(spec, cfg.choice.lm_eval_include)
             if cfg.choice.limit:
                 items = items[: cfg.choice.limit]
             with console.status(f"{label}: multiple-choice '{name}' ({len(items)} questions)"):
