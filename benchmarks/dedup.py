@@ -190,6 +190,11 @@ class PeakRSS:
     def peak_mb(self) -> float:
         return round(self.peak / 2**20, 1)
 
+    @property
+    def added_mb(self) -> float:
+        """Peak minus the resident size before the block: what the method itself needed."""
+        return round((self.peak - self.base) / 2**20, 1)
+
 
 def shingle_strings(text: str) -> list[str]:
     ws = words(text)
@@ -260,16 +265,16 @@ def main() -> None:
     with PeakRSS() as mem:
         removed, dt = run_ours(examples)
     results["ours (sftflow near_dedup)"] = {**score(removed, truth), "seconds": round(dt, 2),
-                                            "records_per_s": round(n / dt), "peak_rss_mb": mem.peak_mb}
+                                            "records_per_s": round(n / dt), "peak_rss_mb": mem.peak_mb, "added_mb": mem.added_mb}
     with PeakRSS() as mem:
         removed, dt = run_plain_rensa(texts)
     results["plain rensa loop"] = {**score(removed, truth), "seconds": round(dt, 2),
-                                   "records_per_s": round(n / dt), "peak_rss_mb": mem.peak_mb}
+                                   "records_per_s": round(n / dt), "peak_rss_mb": mem.peak_mb, "added_mb": mem.added_mb}
     if not args.skip_datasketch:
         with PeakRSS() as mem:
             removed, dt = run_plain_datasketch(texts)
         results["plain datasketch loop"] = {**score(removed, truth), "seconds": round(dt, 2),
-                                            "records_per_s": round(n / dt), "peak_rss_mb": mem.peak_mb}
+                                            "records_per_s": round(n / dt), "peak_rss_mb": mem.peak_mb, "added_mb": mem.added_mb}
 
     for ex in examples:  # fresh metadata for the exact step
         ex.metadata.clear()
@@ -281,10 +286,10 @@ def main() -> None:
     print(f"\nnear-duplicates: {n} records, word {NGRAM}-grams, {NUM_PERM} permutations, threshold {THRESHOLD} "
           f"(ours: {bands} bands x {rows} rows + exact Jaccard; plain rensa 16x8; datasketch auto)")
     print(f"{'method':<28}{'records/s':>11}{'seconds':>9}{'precision':>11}{'recall':>8}{'removed':>9}"
-          f"{'peak RSS MB':>13}")
+          f"{'peak RSS MB':>13}{'added MB':>10}")
     for name, r in results.items():
         print(f"{name:<28}{r['records_per_s']:>11}{r['seconds']:>9}{r['precision']:>11}{r['recall']:>8}"
-              f"{r['removed']:>9}{r['peak_rss_mb']:>13}")
+              f"{r['removed']:>9}{r['peak_rss_mb']:>13}{r['added_mb']:>10}")
     print(f"exact dedup (ours): {n / exact_dt:,.0f} records/s ({exact_dt:.2f}s, {len(ex_res.rejected)} removed)")
     print(f"machine: {os.cpu_count()} cores; figures taken on a shared, busy machine")
 

@@ -122,3 +122,22 @@ def test_recipe_stage_hands_on_kept_file(shared_data, smol_path, tmp_path):
     assert man["counts"]["rejected_by_step"]["leakage"] > 0
     assert man["counts"]["input"] == 360
     assert state.artifacts["curate"]["kept"] == len(load_examples(state.train_path))
+
+
+def test_semantic_dedup_and_diversity_on_seeds(shared_data, smol_tokenizer, tmp_path):
+    exs = seed_examples(shared_data)[:60]
+    # reworded copies of three seed instructions: same meaning, different words
+    para = [Example.single("Could you tell me " + exs[i].prompt[0].lower() + exs[i].prompt[1:], exs[i].response)
+            for i in (3, 10, 20)]
+    write_examples(tmp_path / "in.jsonl", exs + para)
+    cfg = CurateConfig.model_validate({
+        "steps": ["semantic_dedup", "diversity"], "stats": False,
+        "semantic_dedup": {"threshold": 0.85},
+        "diversity": {"algorithm": "k_center", "budget": 40, "method": "tfidf"}})
+    res = curate([tmp_path / "in.jsonl"], tmp_path / "out", cfg, tokenizer=smol_tokenizer, progress=False)
+    sem = [r for r in res.rejected if r.step == "semantic_dedup"]
+    assert {r.value["duplicate_of"] for r in sem} >= {exs[i].id for i in (3, 10, 20)}
+    assert all(r.value["similarity"] >= 0.85 for r in sem)
+    assert len(res.kept) == 40
+    assert all("k_center_rank" in e.metadata["curate"]["diversity"] for e in res.kept)
+    assert len(list((tmp_path / "out" / "cache").glob("emb-*.npy"))) == 2   # resumable

@@ -170,3 +170,30 @@ def test_read_rejects_count_in_invariant(tmp_path, smol_tokenizer):
     assert len(lines(tmp_path / "out" / "kept.jsonl")) + len(lines(tmp_path / "out" / "rejected.jsonl")) == n_lines
     assert read_examples(tmp_path / "out" / "kept.jsonl").examples[0].metadata["_source"] == "in"
     assert res.funnel[0]["step"] == "read"
+
+
+def test_embedding_cache_resumes_without_embedding_again(tmp_path, monkeypatch):
+    from sftflow.curate import pipeline
+    cache = pipeline.EmbeddingCache(tmp_path / "cache")
+    first = cache(["alpha beta", "gamma delta", "alpha beta gamma"], method="tfidf")
+    assert len(list((tmp_path / "cache").glob("emb-*.npy"))) == 1
+
+    def boom(*a, **k):
+        raise AssertionError("embedded again")
+    monkeypatch.setattr(pipeline, "embed_texts", boom)
+    again = cache(["alpha beta", "gamma delta", "alpha beta gamma"], method="tfidf")
+    assert (again == first).all()
+    with pytest.raises(AssertionError, match="embedded again"):
+        cache(["something new"], method="tfidf")
+
+
+def test_stats_cli_writes_json_and_plots(tmp_path, smol_path):
+    write_examples(tmp_path / "d.jsonl", [Example.single(p, r) for p, r in GOOD])
+    app = typer.Typer()
+    register(app)
+    r = CliRunner().invoke(app, ["stats", str(tmp_path / "d.jsonl"), "-o", str(tmp_path / "s"),
+                                 "--model", smol_path, "--embed", "tfidf"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "s" / "stats.json").read_text())
+    assert s["records"] == 3 and s["sources"] == {"d": 3}
+    assert (tmp_path / "s" / "lengths.png").exists() and (tmp_path / "s" / "tasks.png").exists()

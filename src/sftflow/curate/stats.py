@@ -203,7 +203,8 @@ def write_plots(stats: dict[str, Any], lengths: dict[str, list[int]] | None, out
         labels = ["input"] + [row["step"] for row in f]
         values = [f[0]["in"]] + [row["out"] for row in f]
         fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.bar(labels, values, color="#c44e52")
+        bars = ax.bar(labels, values, color="#c44e52")
+        ax.bar_label(bars, fontsize=8)
         ax.set_title("curation funnel (records after each step)")
         ax.tick_params(axis="x", rotation=45)
         fig.tight_layout()
