@@ -147,3 +147,24 @@ def test_jaccard_many_matches_python_sets():
     want = [sets.jaccard(int(i), int(j)) for i, j in pairs]
     assert got == pytest.approx(want)
     assert any(0 < w < 1 for w in want)
+
+
+def test_rensa_band_flags_agree_with_numpy_banding():
+    # minhash_candidates lets rensa flag rows sharing a band, then lists the pairs by banding
+    # the flagged rows in numpy: both must cut bands the same way (contiguous rows).
+    import random
+
+    import rensa
+
+    from sftflow.curate.dedup import _band_pairs
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(300)]
+    base = [" ".join(rng.choice(vocab) for _ in range(30)) for _ in range(600)]
+    texts = base + [" ".join(w if rng.random() > 0.08 else "zz" for w in t.split()) for t in base[:300]]
+    flat, off = shingle_hashes(texts, 5)
+    m = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, off.astype(np.uint64), 120, 0)
+    flags = np.array(rensa.RMinHashLSH(0.5, 120, 20).query_duplicate_flags_matrix_one_shot(m))
+    pairs = _band_pairs(np.array(m.to_rows(), dtype=np.uint32), 20, 6)
+    ours = np.zeros(len(texts), dtype=bool)
+    ours[pairs.ravel()] = True
+    assert flags.sum() > 100 and (flags == ours).all()

@@ -42,7 +42,6 @@ from .config import ExactDedupParams, NearDedupParams, SemanticDedupParams
 from .filters import words
 from .steps import Step, StepResult, measurements, reject
 
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 # Odd 64-bit multipliers, one per position inside a shingle (so "a b" != "b a").
 _POS_MULT = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
                       0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9],
@@ -276,6 +275,7 @@ def minhash_candidates(flat: np.ndarray, offsets: np.ndarray, *, num_perm: int, 
     lens = np.diff(offsets)[nonempty]
     sub_flat, sub_off = _gather(flat, offsets, nonempty, lens)
     mat = rensa.RMinHash.digest_matrix_from_flat_token_hashes(sub_flat, sub_off.astype(np.uint64), perm, seed)
+    # One-shot band flags in Rust (the index's own threshold plays no part in flagging).
     flags = np.asarray(rensa.RMinHashLSH(0.5, perm, bands).query_duplicate_flags_matrix_one_shot(mat),
                        dtype=bool)
     if not flags.any():
