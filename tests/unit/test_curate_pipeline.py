@@ -197,3 +197,24 @@ def test_stats_cli_writes_json_and_plots(tmp_path, smol_path):
     s = json.loads((tmp_path / "s" / "stats.json").read_text())
     assert s["records"] == 3 and s["sources"] == {"d": 3}
     assert (tmp_path / "s" / "lengths.png").exists() and (tmp_path / "s" / "tasks.png").exists()
+
+
+def test_run_stage_leak_check_default_and_off(tmp_path, smol_path):
+    from sftflow.curate.stage import run_stage
+    from sftflow.recipe import Recipe, RunState
+    train = [Example.single(p, r) for p, r in GOOD]
+    write_examples(tmp_path / "train.jsonl", train)
+    write_examples(tmp_path / "eval.jsonl", [train[0]])
+    for leak_check, expect in ((None, ["leakage"]), (False, [])):
+        state = RunState(recipe=Recipe(model=smol_path), out_dir=tmp_path / f"run-{leak_check}",
+                         train_path=tmp_path / "train.jsonl", eval_path=tmp_path / "eval.jsonl")
+        c = CurateConfig.model_validate({"leak_check": leak_check, "stats": False,
+                                         "length": {"min_instruction": 1, "min_response": 1}})
+        run_stage(c, state)
+        assert state.train_path == tmp_path / f"run-{leak_check}" / "curate" / "kept.jsonl"
+        rej = lines(state.train_path.parent / "rejected.jsonl")
+        assert [r["step"] for r in rej] == expect
+    state = RunState(recipe=Recipe(model=smol_path), out_dir=tmp_path / "run-x",
+                     train_path=tmp_path / "train.jsonl")
+    with pytest.raises(ValueError, match="no evaluation file"):
+        run_stage(CurateConfig(leak_check=True), state)

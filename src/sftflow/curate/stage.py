@@ -6,6 +6,8 @@ this stage also checks the training data against it and removes whatever leaked.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .config import CurateConfig
 from .pipeline import curate
 
@@ -14,14 +16,14 @@ def run_stage(cfg: CurateConfig, state) -> None:
     if state.train_path is None:
         raise ValueError("curate: the recipe has no training data (set data.train)")
     out = state.stage_dir("curate")
-    eval_paths = []
-    has_eval = state.eval_path is not None and state.eval_path.exists()
-    if (cfg.leak_check is None and has_eval) or (cfg.leak_check and has_eval):
-        eval_paths.append(state.eval_path)
-    elif cfg.leak_check and not has_eval and not cfg.leakage.eval:
-        raise ValueError("curate.leak_check is true but the recipe has no evaluation file")
-    if eval_paths:
-        eval_paths += list(cfg.leakage.eval)
+    has_eval = state.eval_path is not None and Path(state.eval_path).exists()
+    check = cfg.leak_check if cfg.leak_check is not None else has_eval
+    eval_paths: list = []
+    if check:
+        eval_paths = ([state.eval_path] if has_eval else []) + list(cfg.leakage.eval)
+        if not eval_paths:
+            raise ValueError("curate.leak_check is true but there is no evaluation file "
+                             "(set data.eval, data.eval_fraction or curate.leakage.eval)")
     result = curate([state.train_path], out, cfg, model=cfg.model or state.recipe.model,
                     eval_paths=eval_paths or None)
     state.train_path = out / "kept.jsonl"
