@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import string
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sftflow.curate.config import ExactDedupParams, NearDedupParams, SemanticDedupParams
 from sftflow.curate.dedup import (ExactDedup, NearDedup, SemanticDedup, ShingleSets, choose_bands,
                                   jaccard_many, near_duplicates, normalize_text, normalized_key,
                                   shingle_hashes, similar_pairs, word_hashes)
+from sftflow.curate.filters import words
 from sftflow.schema import Example
 
 A = "the quick brown fox jumps over the lazy dog near the river bank"
@@ -168,3 +173,22 @@ def test_rensa_band_flags_agree_with_numpy_banding():
     ours = np.zeros(len(texts), dtype=bool)
     ours[pairs.ravel()] = True
     assert flags.sum() > 100 and (flags == ours).all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.text(alphabet=string.printable, max_size=40))
+def test_fast_exact_key_equals_normalised_text(text):
+    assert normalized_key(text) == normalize_text(text).encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=30) |
+                st.text(alphabet=string.printable, max_size=30), min_size=1, max_size=5))
+def test_word_hashes_agree_with_words(texts):
+    flat, off = word_hashes(texts)
+    all_words = [w for t in texts for w in words(t)]
+    assert np.diff(off).tolist() == [len(words(t)) for t in texts]
+    by_word: dict = {}
+    for w, h in zip(all_words, flat.tolist()):
+        assert by_word.setdefault(w, h) == h          # one word, one hash
+    assert len(set(by_word.values())) == len(by_word)  # distinct words, distinct hashes

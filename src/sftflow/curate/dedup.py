@@ -53,15 +53,17 @@ def normalize_text(text: str) -> str:
     return " ".join(words(text))
 
 
-# ASCII fast path of normalize_text as bytes: one C-level translate and split per text
-# instead of a regex, ~3x faster; identical to words() on ASCII text.
+# ASCII fast path of normalize_text as bytes: one C-level translate (lower-casing and
+# blanking punctuation in the same pass) and one split per text instead of a regex,
+# ~3x faster; identical to words() on ASCII text.
 _ASCII_FOLD = bytes.maketrans(bytes(range(128)), bytes(
-    (c if chr(c).isalnum() or c == ord("_") else 32) for c in range(128)))
+    (ord(chr(c).lower()) if chr(c).isalnum() or c == ord("_") else 32) for c in range(128)))
 
 
 def normalized_key(text: str) -> bytes:
+    """normalize_text(text) as UTF-8 bytes (the dictionary key of exact dedup)."""
     if text.isascii():
-        return b" ".join(text.encode().lower().translate(_ASCII_FOLD).split())
+        return b" ".join(text.encode().translate(_ASCII_FOLD).split())
     return normalize_text(text).encode()
 
 
