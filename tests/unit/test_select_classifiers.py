@@ -84,3 +84,38 @@ def test_labels_file_errors_name_line_and_field(tmp_path):
            for i in ("a", "b", "c")]
     x, y, unmatched = labelled_matrix(exs, np.eye(3), labels | {"zz": 5.0}, positive_at=3)
     assert y.tolist() == [1, 0] and x.shape == (2, 3) and unmatched == 1
+
+
+def test_quality_labels_from_an_llm_judge(tmp_path, monkeypatch):
+    import sftflow.backends as backends
+    from sftflow.backends import FakeBackend
+    from sftflow.select.config import QualityConfig, ScoreConfig
+    from sftflow.select.pipeline import apply_quality
+
+    def grade(msgs):
+        text = msgs[-1]["content"]
+        if "unparseable" in text:
+            return "no idea"
+        return "Rating: [[9]]" if "thorough" in text else "Rating: [[2]]"
+
+    fake = FakeBackend(grade)
+    monkeypatch.setattr(backends, "get_backend", lambda kind, model=None, **o: fake)
+    exs = []
+    for i in range(24):
+        good = i % 2 == 0
+        ans = (f"A thorough explanation of topic {i} with careful steps and examples" if good
+               else f"dunno {i}")
+        exs.append(Example.single(f"Explain topic {i}.", ans + (" unparseable" if i == 23 else "")))
+    q = QualityConfig(judge={"backend": "fake", "limit": 24, "positive_at": 7}, test_fraction=0.25)
+    report = apply_quality(exs, q, ScoreConfig(embedding_method="tfidf"), None, tmp_path)
+    assert report["judge"] == {"asked": 24, "graded": 23, "unparsed": 1, "backend": "fake", "model": None,
+                               "labels_file": str(tmp_path / "quality_labels.jsonl")}
+    assert len(fake.calls) == 24
+    labels = [json.loads(l) for l in (tmp_path / "quality_labels.jsonl").read_text().splitlines()]
+    assert sum(1 for r in labels if r["label"] is None) == 1
+    q_good = [e.metadata["scores"]["quality"] for e in exs[:22:2]]
+    q_bad = [e.metadata["scores"]["quality"] for e in exs[1:22:2]]
+    assert min(q_good) > max(q_bad)
+    assert report["heldout_auc"] == 1.0
+    assert (tmp_path / "quality_model" / "quality.json").exists()
+    assert (tmp_path / "quality_model" / "calibration.png").exists()

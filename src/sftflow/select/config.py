@@ -38,9 +38,22 @@ class NoveltyConfig(StrictModel):
     seed: int = 0
 
 
+class JudgeLabelConfig(StrictModel):
+    """Labels from an LLM judge: each sampled record's answer is graded 1-10."""
+    backend: Literal["transformers", "openai", "fake"] = "transformers"
+    model: str | None = Field(None, description="judge model (a larger one than the model being tuned)")
+    base_url: str | None = Field(None, description="openai backend: server URL")
+    limit: int = Field(200, ge=4, description="records to label (a seeded sample)")
+    positive_at: float = Field(7, ge=1, le=10, description="grades >= this count as good")
+    max_new_tokens: int = Field(256, ge=1)
+    prompt: str | None = Field(None, description="grading prompt file; default: the eval judge's")
+    seed: int = 0
+
+
 class QualityConfig(StrictModel):
     model_dir: str | None = Field(None, description="a saved quality model to apply")
     labels: str | None = Field(None, description="JSONL of {id, label} to train a quality model")
+    judge: JudgeLabelConfig | None = Field(None, description="label a sample with an LLM judge, then train")
     label_field: str = "label"
     positive_at: float = Field(0.5, description="labels >= this count as good (numeric ratings)")
     test_fraction: float = Field(0.25, gt=0, lt=1)
@@ -49,8 +62,10 @@ class QualityConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_source(self):
-        if not self.model_dir and not self.labels:
-            raise ValueError("quality needs model_dir (a saved model) or labels (to train one)")
+        if not self.model_dir and not self.labels and self.judge is None:
+            raise ValueError("quality needs model_dir (a saved model), labels or judge (to train one)")
+        if self.labels and self.judge is not None:
+            raise ValueError("quality: give labels or judge, not both")
         return self
 
 

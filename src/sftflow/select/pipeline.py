@@ -94,9 +94,14 @@ def apply_quality(examples: list[Example], qcfg: QualityConfig, scfg: ScoreConfi
                           train_quality)
     emb = _embeddings_for(examples, scfg, cache, base_dir)
     report: dict[str, Any] = {}
-    if qcfg.labels:
-        labels = read_labels(qcfg.labels, qcfg.label_field)
-        x, y, unmatched = labelled_matrix(examples, emb, labels, qcfg.positive_at)
+    if qcfg.labels or qcfg.judge is not None:
+        if qcfg.judge is not None:
+            labels, judged = judge_labels(examples, qcfg.judge, out_dir / "quality_labels.jsonl")
+            report["judge"] = judged
+            positive_at = qcfg.judge.positive_at
+        else:
+            labels, positive_at = read_labels(qcfg.labels, qcfg.label_field), qcfg.positive_at
+        x, y, unmatched = labelled_matrix(examples, emb, labels, positive_at)
         model = train_quality(x, y, test_fraction=qcfg.test_fraction, c=qcfg.c, seed=qcfg.seed,
                               embedder=scfg.embedder, method=scfg.embedding_method)
         model_dir = Path(qcfg.model_dir) if qcfg.model_dir else out_dir / "quality_model"
@@ -105,6 +110,10 @@ def apply_quality(examples: list[Example], qcfg: QualityConfig, scfg: ScoreConfi
         report.update(model.report, model_dir=str(model_dir), labels_without_record=unmatched)
     else:
         model = QualityModel.load(qcfg.model_dir)
+        if model.method == "tfidf":
+            raise ValueError(f"quality model {qcfg.model_dir} was trained on tf-idf embeddings; a tf-idf "
+                             "space is fitted per dataset, so it cannot score new records. Train it on "
+                             "sbert embeddings to reuse it")
         if model.method != scfg.embedding_method or model.embedder != scfg.embedder:
             raise ValueError(f"quality model {qcfg.model_dir} was trained on {model.method}:"
                              f"{model.embedder or 'default'} embeddings, not {scfg.embedding_method}:"
@@ -112,6 +121,25 @@ def apply_quality(examples: list[Example], qcfg: QualityConfig, scfg: ScoreConfi
         report.update(model_dir=qcfg.model_dir, heldout_auc=model.report.get("heldout_auc"))
     attach_quality(examples, model.predict(emb))
     return report
+
+
+def judge_labels(examples: list[Example], jcfg, out: Path) -> tuple[dict[str, float], dict[str, Any]]:
+    """Grade a seeded sample of records 1-10 with an LLM judge (the eval stage's single-answer
+    judge); writes every grade, raw reply included, to ``out``. Unparsed replies label nothing."""
+    import random
+
+    from ..backends import get_backend
+    from ..evaluate.judge import judge_single
+    from ..io import write_jsonl
+    sample = random.Random(jcfg.seed).sample(examples, min(jcfg.limit, len(examples)))
+    opts = {"base_url": jcfg.base_url} if jcfg.base_url else {}
+    backend = get_backend(jcfg.backend, jcfg.model, **opts)
+    _, rows = judge_single(backend, [ex.prompt for ex in sample], {"record": [ex.response for ex in sample]},
+                           prompt=jcfg.prompt, max_new_tokens=jcfg.max_new_tokens, seed=jcfg.seed)
+    write_jsonl(out, [{"id": ex.id, "label": r["record"], "raw": r["raw_record"]} for ex, r in zip(sample, rows)])
+    labels = {ex.id: float(r["record"]) for ex, r in zip(sample, rows) if r["record"] is not None}
+    return labels, {"asked": len(sample), "graded": len(labels), "unparsed": len(sample) - len(labels),
+                    "labels_file": str(out), "backend": jcfg.backend, "model": jcfg.model}
 
 
 def score_file(inputs: Sequence[str | Path], out: str | Path, cfg: SelectConfig, *,
