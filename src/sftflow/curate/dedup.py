@@ -170,12 +170,28 @@ def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return flat, offsets
 
 
+_BATCH = 16384  # texts per shingling batch: bounds the temporary arrays, not the result
+
+
 def shingle_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
     """Word n-gram hashes per text: (flat uint64, int64 offsets len n_texts+1).
 
     A text with fewer than n words (but at least one) contributes one shingle made of
     all its words; an empty text contributes none.
     """
+    if len(texts) <= _BATCH:
+        return _shingle_batch(texts, n)
+    flats, counts = [], []
+    for i in range(0, len(texts), _BATCH):
+        f, o = _shingle_batch(texts[i:i + _BATCH], n)
+        flats.append(f)
+        counts.append(np.diff(o))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(counts), out=offsets[1:])
+    return np.concatenate(flats), offsets
+
+
+def _shingle_batch(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
     wh, woff = word_hashes(texts)
     total = len(wh)
     lens = np.diff(woff)
@@ -284,9 +300,12 @@ def minhash_candidates(flat: np.ndarray, offsets: np.ndarray, *, num_perm: int, 
         return np.zeros((0, 2), dtype=np.int64)
     # Only flagged rows can be in a pair: digest them again (cheap) and band in numpy.
     idx = nonempty[flags]
-    f_flat, f_off = _gather(flat, offsets, idx, np.diff(offsets)[idx])
-    fmat = rensa.RMinHash.digest_matrix_from_flat_token_hashes(f_flat, f_off.astype(np.uint64), perm, seed)
-    sig = np.array(fmat.to_rows(), dtype=np.uint32)
+    sig = np.empty((len(idx), perm), dtype=np.uint32)
+    for s in range(0, len(idx), _BATCH):  # batches bound the Python lists that to_rows() builds
+        part = idx[s:s + _BATCH]
+        f_flat, f_off = _gather(flat, offsets, part, np.diff(offsets)[part])
+        fmat = rensa.RMinHash.digest_matrix_from_flat_token_hashes(f_flat, f_off.astype(np.uint64), perm, seed)
+        sig[s:s + len(part)] = np.array(fmat.to_rows(), dtype=np.uint32)
     local = _band_pairs(sig, bands, rows)
     return idx[local] if len(local) else local
 
