@@ -75,3 +75,24 @@ def test_single_grading_and_prompt_file(tmp_path):
     bad.write_text("no placeholders")
     with pytest.raises(ValueError, match="placeholder"):
         load_prompt(bad, "pairwise")
+
+
+def test_likelihood_judge_always_gives_a_verdict(tiny_model_dir):
+    from sftflow.evaluate.choice import grouped_loglikelihoods
+    from sftflow.evaluate.judge import LikelihoodJudge
+    from sftflow.models import load_model, load_tokenizer
+    model, tok = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
+    judge = LikelihoodJudge("tiny", model_obj=model, tokenizer=tok, batch_size=3)
+    summary, rows = judge_pairwise(judge, QS[:3], TUNED[:3], BASE[:3], bootstrap=100)
+    assert summary["unparsed"] == 0 and summary["n"] == 3
+    # the verdict is the most likely label after the prompt and "[[", as multiple-choice scoring does
+    prompt = rows[0]["raw_tuned_as_a"]
+    assert prompt.startswith("[[") and "log-likelihoods: A=" in prompt
+    msgs = [{"role": "user", "content": "x"}]
+    ctx = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False) + "[["
+    ll = grouped_loglikelihoods(model, tok, [(ctx, ["A", "B", "C"])])[0]
+    got = judge.generate([msgs], None)[0].text
+    assert got.startswith(f"[[{'ABC'[max(range(3), key=lambda i: ll[i])]}]]")
+    grader = LikelihoodJudge("tiny", mode="single", model_obj=model, tokenizer=tok)
+    s2, _ = judge_single(grader, QS[:2], {"base": BASE[:2], "tuned": TUNED[:2]}, bootstrap=100)
+    assert s2["unparsed"] == 0 and 1 <= s2["tuned"]["mean"] <= 10

@@ -108,12 +108,21 @@ class JudgeSection(StrictModel):
     backend: Literal["transformers", "openai", "fake"] = "transformers"
     model: str | None = Field(None, description="judge model; required for transformers/openai")
     mode: Literal["pairwise", "single"] = "pairwise"
+    verdict: Literal["generate", "likelihood"] = Field(
+        "generate", description="generate: parse the judge's text; likelihood: pick the most likely "
+                                "verdict label (local transformers models; never unparseable)")
     prompt: str | None = Field(None, description="prompt file; default: the shipped one for the mode")
     max_new_tokens: int = Field(256, gt=0)
     bootstrap: int = Field(1000, ge=100)
     seed: int = 0
     limit: int | None = Field(None, gt=0, description="judge only the first N pairs")
     batch_size: int = Field(4, gt=0)
+
+    @model_validator(mode="after")
+    def _likelihood_is_local(self):
+        if self.verdict == "likelihood" and self.backend != "transformers":
+            raise ValueError("judge.verdict 'likelihood' needs backend 'transformers' (a local model)")
+        return self
 
 
 class EvalConfig(StrictModel):

@@ -228,8 +228,12 @@ def run_judge(cfg: EvalConfig, examples, base_answers: list[dict], tuned_answers
     j = cfg.judge
     if j.backend != "fake" and not j.model:
         raise ValueError("judge.model is required (the model that judges, e.g. a local folder)")
-    options = {"batch_size": j.batch_size} if j.backend == "transformers" else {}
-    backend = get_backend(j.backend, model=j.model, **options)
+    if j.verdict == "likelihood":
+        from .judge import LikelihoodJudge
+        backend = LikelihoodJudge(j.model, mode=j.mode, batch_size=j.batch_size)
+    else:
+        options = {"batch_size": j.batch_size} if j.backend == "transformers" else {}
+        backend = get_backend(j.backend, model=j.model, **options)
     n = min(len(examples), j.limit or len(examples))
     questions = [e.prompt for e in examples[:n]]
     base_t = [a["text"] for a in base_answers[:n]]
@@ -246,7 +250,8 @@ def run_judge(cfg: EvalConfig, examples, base_answers: list[dict], tuned_answers
     for r in rows:
         r["id"] = examples[r["index"]].id
     write_jsonl(out_dir / "judgments.jsonl", rows)
-    summary.update({"backend": j.backend, "judge_model": j.model, "seconds": time.perf_counter() - t})
+    summary.update({"backend": j.backend, "verdict": j.verdict, "judge_model": j.model,
+                    "seconds": time.perf_counter() - t})
     if summary.get("unparsed"):
         console.print(f"[yellow][sftflow] judge: {summary['unparsed']} verdict(s) could not be parsed; "
                       f"see {out_dir / 'judgments.jsonl'}[/yellow]")
