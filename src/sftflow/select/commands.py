@@ -104,13 +104,8 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("say how to select: --by SCORE --budget N, --rule, --method, or --config")
         if config is None and method is None:
             sel["method"] = "topk" if by else "rule"
-        if config is None:
-            # Without a file, the flags are the whole selection (no default rule sneaks in).
-            cfg = validate(SelectConfig, {"selection": {k: v for k, v in sel.items() if v is not None}},
-                           "select options")
-            cfg = load_select_config(None, set_, {"selection": cfg.selection.model_dump(exclude_unset=True)})
-        else:
-            cfg = load_select_config(config, set_, {"selection": sel})
+        # Without a file the flags are the whole selection: no default rule sneaks in.
+        cfg = load_select_config(config, set_, {"selection": sel})
         res = select_file(scored, out, cfg.selection, config_for_manifest=cfg)
         typer.echo(f"{res.summary['input']} in, {len(res.selected)} selected, {len(res.not_selected)} not "
                    f"selected -> {out}")
