@@ -192,3 +192,22 @@ def test_word_hashes_agree_with_words(texts):
     for w, h in zip(all_words, flat.tolist()):
         assert by_word.setdefault(w, h) == h          # one word, one hash
     assert len(set(by_word.values())) == len(by_word)  # distinct words, distinct hashes
+
+
+def test_shingling_in_batches_equals_one_pass(monkeypatch):
+    import sftflow.curate.dedup as d
+    texts = [A, B, C, "", "short one", A + " " + C] * 5
+    whole = d.shingle_hashes(texts, 5)
+    monkeypatch.setattr(d, "_BATCH", 4)
+    batched = d.shingle_hashes(texts, 5)
+    assert (whole[0] == batched[0]).all() and (whole[1] == batched[1]).all()
+
+
+def test_texts_of_matches_example_text():
+    from sftflow.curate.dedup import texts_of
+    from sftflow.embed import example_text
+    exs = [ex("plain"), Example.single("with system", "ok", system="Be brief."),
+           Example(messages=[{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+                             {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}])]
+    for field in ("prompt", "response", "conversation"):
+        assert texts_of(exs, field) == [example_text(e, field) for e in exs]

@@ -475,6 +475,18 @@ def resolve_clusters(step: str, examples: list[Example], labels: np.ndarray, pol
     return out
 
 
+def texts_of(examples: list[Example], field: str) -> list[str]:
+    """example_text for many records, with a shortcut for the common single exchange."""
+    if field != "prompt":
+        return [example_text(ex, field) for ex in examples]
+    out = []
+    for ex in examples:
+        m = ex.messages
+        # [user, assistant]: the prompt is the user turn (what Example.prompt finds, cheaper).
+        out.append(m[0]["content"] if len(m) == 2 and m[0]["role"] == "user" else ex.prompt)
+    return out
+
+
 class ExactDedup(Step):
     """Drop records whose normalised text (case, whitespace, punctuation folded) was seen before."""
 
@@ -487,8 +499,8 @@ class ExactDedup(Step):
         field = self.p.field
         first: dict[bytes, str] = {}
         out = StepResult(kept=[])
-        for ex in examples:
-            key = normalized_key(example_text(ex, field))
+        for ex, text in zip(examples, texts_of(examples, field)):
+            key = normalized_key(text)
             orig = first.get(key)
             if orig is None:
                 first[key] = ex.id
@@ -528,7 +540,7 @@ class NearDedup(Step):
         p = self.p
         if len(examples) < 2:
             return StepResult(kept=list(examples))
-        texts = [example_text(ex, p.field) for ex in examples]
+        texts = texts_of(examples, p.field)
         bands, rows = (p.bands, p.rows) if p.bands else choose_bands(p.threshold, p.num_perm)
         flat, off = shingle_hashes(texts, p.ngram)
         cand = minhash_candidates(flat, off, num_perm=p.num_perm, bands=bands, rows=rows, seed=p.seed)
