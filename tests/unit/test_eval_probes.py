@@ -81,3 +81,14 @@ def test_probe_yaml_and_validation(tmp_path):
 def test_max_ngram_repeats():
     assert max_ngram_repeats("a b c a b c a b c", 3) == 3
     assert max_ngram_repeats("a b", 3) == 0
+
+
+def test_paired_loss_delta_interval():
+    from sftflow.evaluate.loss import paired_delta_interval
+    base = [{"id": str(i), "loss_sum": 2.0 * (i + 1), "tokens": i + 1, "flag": None} for i in range(6)]
+    tuned = [{"id": str(i), "loss_sum": 1.5 * (i + 1), "tokens": i + 1, "flag": None} for i in range(6)]
+    # every example improves by exactly 0.5 nats/token: the interval is that point
+    assert paired_delta_interval(base, tuned) == pytest.approx((-0.5, -0.5))
+    tuned[0] = dict(tuned[0], loss_sum=5.0)
+    low, high = paired_delta_interval(base, tuned)
+    assert low < high and high > -0.5

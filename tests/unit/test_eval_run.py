@@ -41,6 +41,7 @@ def test_evaluate_writes_stable_keys_and_side_by_side(tiny_pair, tmp_path):
     assert set(saved["loss"]) >= {"base", "tuned", "delta"}
     assert saved["loss"]["delta"] == pytest.approx(saved["loss"]["tuned"]["loss"] - saved["loss"]["base"]["loss"])
     assert saved["loss"]["base"]["n"] == 4 and saved["loss"]["base"]["tokens"] > 0
+    assert saved["loss"]["delta_low"] <= saved["loss"]["delta"] <= saved["loss"]["delta_high"]
     for name in ("apology_preamble", "refusal", "hit_token_limit", "repeated_ngrams", "long_answer"):
         for side in ("base", "tuned"):
             assert set(saved["probes"][name][side]) >= {"rate", "low", "high", "n"}

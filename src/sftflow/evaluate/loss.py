@@ -53,11 +53,37 @@ def heldout_loss(model, tokenizer, examples, *, train_on: str = "last", max_leng
     return aggregate(losses), rows
 
 
-def compare(base: dict[str, Any] | None, tuned: dict[str, Any] | None) -> dict[str, Any]:
+def paired_delta_interval(base_rows: list[dict], tuned_rows: list[dict], *, samples: int = 1000,
+                          seed: int = 0) -> tuple[float, float]:
+    """95% paired bootstrap interval of (tuned - base) token-weighted loss, resampling examples.
+
+    Paired because both models score the same examples: resampling examples keeps each
+    example's two losses together, so the interval reflects the difference, not the
+    spread of example difficulty.
+    """
+    import numpy as np
+    t_by_id = {r["id"]: r for r in tuned_rows}
+    pairs = [(b, t_by_id[b["id"]]) for b in base_rows
+             if b["id"] in t_by_id and b.get("flag") is None and t_by_id[b["id"]].get("flag") is None
+             and b["tokens"] > 0]
+    if not pairs:
+        return (float("nan"), float("nan"))
+    bs = np.array([b["loss_sum"] for b, _ in pairs])
+    ts = np.array([t["loss_sum"] for _, t in pairs])
+    n_tok = np.array([b["tokens"] for b, _ in pairs], dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(pairs), size=(samples, len(pairs)))
+    deltas = ts[idx].sum(1) / n_tok[idx].sum(1) - bs[idx].sum(1) / n_tok[idx].sum(1)
+    return (float(np.quantile(deltas, 0.025)), float(np.quantile(deltas, 0.975)))
+
+
+def compare(base: dict[str, Any] | None, tuned: dict[str, Any] | None,
+            base_rows: list[dict] | None = None, tuned_rows: list[dict] | None = None) -> dict[str, Any]:
     """The ``loss`` block of metrics.json: base, tuned and their difference (tuned - base)."""
     out: dict[str, Any] = {"base": base, "tuned": tuned}
     if base and tuned:
         out["delta"] = tuned["loss"] - base["loss"]
+        if base_rows and tuned_rows:
+            out["delta_low"], out["delta_high"] = paired_delta_interval(base_rows, tuned_rows)
         out["perplexity_ratio"] = (tuned["perplexity"] / base["perplexity"]
                                    if base["perplexity"] not in (0, float("inf")) else float("nan"))
     return out

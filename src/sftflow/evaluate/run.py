@@ -176,7 +176,8 @@ def evaluate(cfg: EvalConfig, model: str | None = None, base: str | None = None,
     status = "pass"
 
     if cfg.loss:
-        metrics["loss"] = compare(sides.get("base", {}).get("loss"), sides["tuned"].get("loss"))
+        metrics["loss"] = compare(sides.get("base", {}).get("loss"), sides["tuned"].get("loss"),
+                                  sides.get("base", {}).get("loss_rows"), sides["tuned"].get("loss_rows"))
         write_jsonl(out_dir / "loss_per_example.jsonl",
                     per_example_table(sides.get("base", {}).get("loss_rows"), sides["tuned"]["loss_rows"]))
 

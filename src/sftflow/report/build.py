@@ -167,7 +167,10 @@ def section_eval(d: RunData) -> str:
     for key in ("loss", "perplexity"):
         b, t = (loss.get("base") or {}).get(key), (loss.get("tuned") or {}).get(key)
         delta = (t - b) if isinstance(b, (int, float)) and isinstance(t, (int, float)) else None
-        rows.append([f"held-out {key}", num(b), num(t), num(delta)])
+        cell = num(delta)
+        if key == "loss" and loss.get("delta_low") is not None:
+            cell += f" [{num(loss['delta_low'])}, {num(loss['delta_high'])}]"
+        rows.append([f"held-out {key}", num(b), num(t), cell])
     for name, p in (m.get("probes") or {}).items():
         b, t = p.get("base"), p.get("tuned")
         delta = (t["rate"] - b["rate"]) if b and t and b.get("rate") is not None and t.get("rate") is not None else None
