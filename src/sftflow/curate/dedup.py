@@ -497,16 +497,17 @@ class ExactDedup(Step):
 
     def run(self, examples: list[Example]) -> StepResult:
         field = self.p.field
-        first: dict[bytes, str] = {}
+        first: dict[bytes, int] = {}
         out = StepResult(kept=[])
-        for ex, text in zip(examples, texts_of(examples, field)):
-            key = normalized_key(text)
-            orig = first.get(key)
-            if orig is None:
-                first[key] = ex.id
-                out.kept.append(ex)
+        kept_append = out.kept.append
+        for i, text in enumerate(texts_of(examples, field)):
+            f = first.setdefault(normalized_key(text), i)   # one lookup per record
+            if f == i:
+                kept_append(examples[i])
             else:
-                out.rejected.append(reject(ex, self.name, f"exact duplicate ({field}, normalised) of {orig}",
+                orig = examples[f].id
+                out.rejected.append(reject(examples[i], self.name,
+                                           f"exact duplicate ({field}, normalised) of {orig}",
                                            {"duplicate_of": orig}))
         return out
 
