@@ -44,8 +44,8 @@ def funnel(steps: list[dict]) -> str:
 
 def rejects(groups: list[dict], top: int = 15) -> str:
     g = groups[:top]
-    labels = [f"{x['step']}: {x['reason'][:50]}" for x in g][::-1]
-    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.35 * len(g)))
+    labels = [f"{x['step']}: {x['reason'][:45]}" for x in g][::-1]
+    fig, ax = plt.subplots(figsize=(9, max(1.8, 0.6 + 0.35 * len(g))))
     ax.barh(labels, [x["count"] for x in g][::-1], color="#d62728")
     ax.set_xlabel("rejected records")
     ax.set_title("rejects by reason" + (f" (top {top})" if len(groups) > top else ""))
@@ -68,7 +68,7 @@ def lengths(dist: dict[str, dict[str, list[int]]]) -> str:
 
 def tasks(counts: dict[str, int], top: int = 20) -> str:
     items = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.3 * len(items)))
+    fig, ax = plt.subplots(figsize=(7, max(1.8, 0.6 + 0.3 * len(items))))
     ax.barh([k for k, _ in items][::-1], [v for _, v in items][::-1], color=TUNED)
     ax.set_xlabel("examples")
     ax.set_title("task distribution (training data)")
@@ -144,18 +144,22 @@ def choice(ch: dict[str, dict], metric: str = "acc") -> str:
 
 
 def judge(j: dict[str, Any]) -> str:
-    fig, ax = plt.subplots(figsize=(7, 1.8))
+    fig, ax = plt.subplots(figsize=(7, 1.6))
     left = 0.0
     colors = {"win": "#2ca02c", "tie": "#bbbbbb", "loss": "#d62728"}
     for lab in ("win", "tie", "loss"):
         v = j.get(lab)
         v = 100 * v if _finite(v) else 0.0
-        ax.barh([0], [v], left=left, color=colors[lab], label=f"{lab} {v:.0f}%")
+        ax.barh([0], [v], left=left, color=colors[lab])
+        if v >= 8:
+            ax.text(left + v / 2, 0, f"{lab} {v:.0f}%", ha="center", va="center", fontsize=9)
         left += v
     ax.set_xlim(0, 100)
     ax.set_yticks([])
-    ax.set_xlabel("% of pairs (tuned vs base, both orders)")
-    ax.legend(ncol=3, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.45))
+    ax.set_xlabel("% of pairs judged in both orders")
+    ax.set_title("tuned vs base: " + ", ".join(
+        f"{lab} {100 * j[lab]:.0f}%" if _finite(j.get(lab)) else f"{lab} –" for lab in ("win", "tie", "loss")),
+        fontsize=9)
     return to_png(fig)
 
 
