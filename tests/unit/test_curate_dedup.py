@@ -211,3 +211,15 @@ def test_texts_of_matches_example_text():
                              {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}])]
     for field in ("prompt", "response", "conversation"):
         assert texts_of(exs, field) == [example_text(e, field) for e in exs]
+
+
+def test_transitive_member_reason_says_linked():
+    a2 = A.replace("quick", "quiet")          # J(A, a2) = 7/11; J(B, a2) = 6/12
+    recs = [ex(B), ex(A), ex(a2)]
+    res = NearDedup(NearDedupParams(threshold=0.6, bands=64, rows=2)).run(recs)
+    assert [e.id for e in res.kept] == [recs[0].id]
+    by_id = {r.record["id"]: r for r in res.rejected}
+    assert by_id[recs[1].id].value["similarity"] == 0.8
+    assert "linked through" not in by_id[recs[1].id].reason
+    assert by_id[recs[2].id].value["similarity"] == 0.5
+    assert "linked through other cluster members" in by_id[recs[2].id].reason

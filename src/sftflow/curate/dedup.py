@@ -440,7 +440,7 @@ def pick_representative(members: list[int], examples: list[Example], policy: str
 
 def resolve_clusters(step: str, examples: list[Example], labels: np.ndarray, policy: str,
                      score_key: str | None, similarity: Callable[[np.ndarray], np.ndarray],
-                     describe: str) -> StepResult:
+                     describe: str, threshold: float | None = None) -> StepResult:
     """Keep one representative per cluster; write cluster ids; reject the rest with the reason.
 
     ``similarity(pairs)`` gives the similarity of each (member, representative) pair,
@@ -469,8 +469,11 @@ def resolve_clusters(step: str, examples: list[Example], labels: np.ndarray, pol
             out.kept.append(ex)
             continue
         rep, sim = drop[i]
+        # Clusters are connected components, so a member can be linked to the kept record
+        # only through other members; say so rather than print a similarity below the bar.
+        via = "" if threshold is None or sim >= threshold else "; linked through other cluster members"
         out.rejected.append(reject(ex, step, f"{describe} of {examples[rep].id} "
-                                             f"(similarity {sim:.3f}; kept by policy '{policy}')",
+                                             f"(similarity {sim:.3f}{via}; kept by policy '{policy}')",
                                    {"duplicate_of": examples[rep].id, "similarity": sim}))
     return out
 
@@ -549,7 +552,8 @@ class NearDedup(Step):
         labels = components(len(examples), pairs)
         return resolve_clusters(self.name, examples, labels, p.keep, p.score_key,
                                 lambda prs: jaccard_many(flat, off, prs),
-                                f"near duplicate (word {p.ngram}-gram Jaccard >= {p.threshold})")
+                                f"near duplicate (word {p.ngram}-gram Jaccard >= {p.threshold})",
+                                threshold=p.threshold)
 
 
 def similar_pairs(emb: np.ndarray, threshold: float, block_size: int = 1024) -> np.ndarray:
@@ -590,4 +594,5 @@ class SemanticDedup(Step):
         labels = components(len(examples), pairs)
         return resolve_clusters(self.name, examples, labels, p.keep, p.score_key,
                                 lambda prs: np.einsum("ij,ij->i", emb[prs[:, 0]], emb[prs[:, 1]]),
-                                f"semantic duplicate ({p.method} cosine >= {p.threshold})")
+                                f"semantic duplicate ({p.method} cosine >= {p.threshold})",
+                                threshold=p.threshold)
