@@ -54,3 +54,57 @@ def test_batch8_equals_batch1_times_accum8(tiny_model_dir, tmp_path):
     assert not torch.equal(a[k], base[k])
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=2e-6)
+
+
+def test_best_fit_decreasing_fills_rows():
+    from sftflow.train.packing import best_fit_decreasing
+    bins = best_fit_decreasing([5, 3, 4, 2, 6, 1, 7], capacity=10)
+    assert sorted(i for b in bins for i in b) == list(range(7))
+    assert all(sum([5, 3, 4, 2, 6, 1, 7][i] for i in b) <= 10 for b in bins)
+    assert len(bins) == 3                                   # 28 tokens in 3 rows of 10
+    with pytest.raises(ValueError, match="pack capacity"):
+        best_fit_decreasing([11], capacity=10)
+
+
+def test_packed_equals_unpacked_per_example(tiny_model_dir, smol_tokenizer):
+    from sftflow.templates import IGNORE_INDEX
+    from sftflow.train.packing import PackedCollator, pack_rows
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rows = [encode([{"role": "user", "content": f"Question {i} " * (i + 1)},
+                    {"role": "assistant", "content": f"Answer {i} " * (3 * i + 1)}], smol_tokenizer).to_dict()
+            for i in range(5)]
+    # unpacked: one example at a time
+    single, grads_single = [], None
+    for r in rows:
+        b = PadCollator(smol_tokenizer.pad_token_id)([r])
+        s, n = supervised_loss_sum(model, b)
+        single.append((s / n).item())
+    total_single = sum(supervised_loss_sum(model, PadCollator(smol_tokenizer.pad_token_id)([r]))[0] for r in rows)
+    grads_single = torch.autograd.grad(total_single, list(model.parameters()))
+    # packed: two rows of <= 200 tokens, padding between rows
+    packed = pack_rows(rows, capacity=200)
+    assert len(packed) < len(rows)
+    batch = PackedCollator(smol_tokenizer.pad_token_id)(packed)
+    assert "attention_mask" not in batch
+    total_packed, n = supervised_loss_sum(model, batch)
+    grads_packed = torch.autograd.grad(total_packed, list(model.parameters()))
+    assert total_packed.item() == pytest.approx(total_single.item(), rel=1e-5)
+    for a, b in zip(grads_single, grads_packed):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # per-example losses read back from the packed row
+    # use_cache=False matters: with a cache transformers does not read packed position ids
+    logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+    logp = torch.log_softmax(logits.float(), -1)
+    per_example = {}
+    for row_i, row in enumerate(packed):
+        start = 0
+        for length in row["seq_lens"]:
+            lab = batch["labels"][row_i, start + 1:start + length]
+            lp = logp[row_i, start:start + length - 1]
+            m = lab != IGNORE_INDEX
+            nll = -lp[m].gather(-1, lab[m].unsqueeze(-1)).mean().item()
+            per_example[tuple(row["input_ids"][start:start + length])] = nll
+            start += length
+    for r, loss in zip(rows, single):
+        assert per_example[tuple(r["input_ids"])] == pytest.approx(loss, abs=1e-4)

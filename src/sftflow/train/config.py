@@ -39,6 +39,8 @@ class TrainConfig(StrictModel):
     train_on: Literal["assistant", "last", "all"] = "assistant"
     template: str | None = Field(None, description="fallback template for models without one: alpaca, chatml")
     group_by_length: bool = True
+    packing: bool = Field(False, description="best-fit-decreasing packing with per-example attention")
+    pack_length: int | None = Field(None, ge=8, description="packed row length (default: max_length)")
 
     eval_steps: int | None = Field(None, ge=1, description="evaluate every N steps; None = each epoch")
     logging_steps: int = Field(10, ge=1)

@@ -34,6 +34,7 @@ from .callbacks import callbacks_for
 from .collate import PadCollator
 from .config import TrainConfig
 from .loss import supervised_loss_sum
+from .packing import PackedCollator, pack_rows
 
 console = Console(stderr=True)
 
@@ -64,6 +65,17 @@ class ListDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self.rows[i]
+
+
+class Collator:
+    """Packed rows (with position_ids) or padded examples, whichever the batch holds."""
+
+    def __init__(self, pad_token_id: int):
+        self.padded = PadCollator(pad_token_id)
+        self.packed = PackedCollator(pad_token_id)
+
+    def __call__(self, features):
+        return self.packed(features) if "position_ids" in features[0] else self.padded(features)
 
 
 class SFTTrainerLite(Trainer):
@@ -187,7 +199,13 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
                       f"({sum(e.truncated for e in train_enc)} truncated)")
 
     model = build_model(cfg, model_name)
-    per_epoch = math.ceil(len(train_enc) / (cfg.batch_size * cfg.gradient_accumulation_steps))
+    train_rows = [e.to_dict() for e in train_enc]
+    if cfg.packing:
+        train_rows = pack_rows(train_rows, cfg.pack_length or cfg.max_length)
+        if not quiet:
+            console.print(f"[sftflow] packed {len(train_enc)} examples into {len(train_rows)} rows "
+                          f"of <= {cfg.pack_length or cfg.max_length} tokens")
+    per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * cfg.gradient_accumulation_steps))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(per_epoch * cfg.epochs)
     has_eval = bool(eval_enc)
     if cfg.eval_steps:
@@ -225,29 +243,34 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         data_seed=cfg.seed,
         report_to=cfg.report_to or "none",
         remove_unused_columns=False,
-        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        train_sampling_strategy="group_by_length" if cfg.group_by_length and not cfg.packing else "random",
         dataloader_num_workers=0,
         disable_tqdm=quiet,
         use_cpu=not torch.cuda.is_available(),
         save_only_model=False,
     )
     log_path = out / "log.jsonl"
-    if log_path.exists() and not cfg.resume:
-        log_path.unlink()
-    cbs = [JsonlLogger(log_path)] + list(callbacks or [])
-    cbs += callbacks_for(cfg, log_path)
-    trainer = SFTTrainerLite(
-        model=model, args=args,
-        train_dataset=ListDataset([e.to_dict() for e in train_enc]),
-        eval_dataset=ListDataset([e.to_dict() for e in eval_enc]) if has_eval else None,
-        data_collator=PadCollator(pad_token_id=tokenizer.pad_token_id),
-        processing_class=tokenizer,
-        callbacks=cbs,
-    )
     resume = None
     if cfg.resume:
         ckpts = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         resume = str(ckpts[-1]) if ckpts else None
+    if log_path.exists():
+        # A resumed run continues the log from its checkpoint: rows a killed run wrote
+        # after that checkpoint are dropped, so the log reads like an uninterrupted run.
+        keep_until = int(resume.rsplit("-", 1)[1]) if resume else -1
+        rows = [l for l in log_path.read_text().splitlines()
+                if l.strip() and json.loads(l).get("step", 0) <= keep_until]
+        log_path.write_text("".join(r + "\n" for r in rows))
+    cbs = [JsonlLogger(log_path)] + list(callbacks or [])
+    cbs += callbacks_for(cfg, log_path)
+    trainer = SFTTrainerLite(
+        model=model, args=args,
+        train_dataset=ListDataset(train_rows),
+        eval_dataset=ListDataset([e.to_dict() for e in eval_enc]) if has_eval else None,
+        data_collator=Collator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=cbs,
+    )
     result = trainer.train(resume_from_checkpoint=resume)
     final_eval = trainer.evaluate()["eval_loss"] if has_eval else None
     trainer.save_model(str(out))
