@@ -132,7 +132,8 @@ class DiversityParams(StrictModel):
     method: Literal["sbert", "tfidf"] = "sbert"
     model: str | None = None
     algorithm: Literal["k_center", "one_pass"] = "k_center"
-    budget: float | None = Field(None, gt=0, description="k_center: a count (>= 1) or a fraction (< 1)")
+    budget: float | None = Field(None, gt=0, description="k_center: a count (>= 1) or a fraction (< 1); "
+                                                         "costs N x budget dot products")
     cluster_threshold: float = Field(0.8, gt=-1, le=1,
                                      description="one_pass: join the nearest cluster at this cosine similarity")
     per_cluster: int | None = Field(None, ge=1, description="one_pass: keep at most this many per cluster")
@@ -150,7 +151,8 @@ class LeakageParams(StrictModel):
     eval: list[str] = Field(default_factory=list, description="evaluation files to check against")
     field: TextField = "prompt"
     ngram: int = Field(13, ge=1, description="a shared word n-gram of this size is an overlap")
-    minhash_threshold: float = Field(0.6, gt=0, le=1, description="Jaccard on word 5-grams; 1 disables")
+    minhash_threshold: float = Field(0.6, gt=0, le=1,
+                                     description="Jaccard on word minhash_ngram-grams; 1 disables")
     minhash_ngram: int = Field(5, ge=1)
     num_perm: int = Field(128, ge=8)
     seed: int = 0
