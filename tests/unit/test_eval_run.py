@@ -65,6 +65,8 @@ def test_evaluate_resumes_from_saved_parts(tiny_pair, tmp_path, monkeypatch):
     base, tuned, held, task = tiny_pair
     cfg = _cfg(task, generate=False, judge=None)
     first = evaluate(cfg, model=tuned, base=base, data=[str(held)], out_dir=tmp_path)
+    # parts that are off still have their key
+    assert first["judge"] is None and first["probes"] == {} and set(first["choice"]) == {"mini"}
     import sftflow.evaluate.run as run
 
     def boom(*a, **k):

@@ -170,7 +170,10 @@ def evaluate(cfg: EvalConfig, model: str | None = None, base: str | None = None,
         sides["base"] = _side(cfg, base, examples, parts, data_sha, "base", None)
     sides["tuned"] = _side(cfg, model, examples, parts, data_sha, "tuned", base)
 
+    # Every top-level key is always present (null or empty when that part is off), so
+    # scripts and the report can read metrics.json without guessing.
     metrics: dict[str, Any] = {"model": model, "base": base, "data": data, "n_examples": len(examples),
+                               "loss": None, "probes": {}, "choice": {}, "forgetting": None, "judge": None,
                                "config": cfg.model_dump(mode="json")}
     reasons: list[str] = []
     status = "pass"
