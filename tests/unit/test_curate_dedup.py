@@ -175,7 +175,7 @@ def test_rensa_band_flags_agree_with_numpy_banding():
     assert flags.sum() > 100 and (flags == ours).all()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.text(alphabet=string.printable, max_size=40))
 def test_fast_exact_key_equals_normalised_text(text):
     assert normalized_key(text) == normalize_text(text).encode()

@@ -502,11 +502,10 @@ class ExactDedup(Step):
         field = self.p.field
         first: dict[bytes, int] = {}
         out = StepResult(kept=[])
-        kept_append = out.kept.append
         for i, text in enumerate(texts_of(examples, field)):
             f = first.setdefault(normalized_key(text), i)   # one lookup per record
             if f == i:
-                kept_append(examples[i])
+                out.kept.append(examples[i])
             else:
                 orig = examples[f].id
                 out.rejected.append(reject(examples[i], self.name,
