@@ -119,3 +119,25 @@ def test_quality_labels_from_an_llm_judge(tmp_path, monkeypatch):
     assert report["heldout_auc"] == 1.0
     assert (tmp_path / "quality_model" / "quality.json").exists()
     assert (tmp_path / "quality_model" / "calibration.png").exists()
+
+
+def test_transformer_novelty_classifier_runs_per_fold(tmp_path):
+    """The fine-tuned classifier option (a tiny random BERT here): out-of-fold exactly once per fold."""
+    from sftflow.select.novelty import transformer_fold
+    curated = [f"How do I compute compound interest on {i} dollars?" for i in range(6)]
+    pool = [f"How do I compute simple interest on {i} euros?" for i in range(6)] + \
+           [f"Write a poem about the {w} sea." for w in ["red", "blue", "green", "grey", "calm", "wild"]]
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from sftflow.models import embedder_path
+    tok = AutoTokenizer.from_pretrained(embedder_path())      # the real MiniLM tokenizer
+    __import__("torch").manual_seed(0)
+    tiny = BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, hidden_size=32,
+                                                    num_hidden_layers=1, num_attention_heads=2,
+                                                    intermediate_size=64, num_labels=2))
+    tiny.save_pretrained(tmp_path / "tiny-bert")
+    tok.save_pretrained(tmp_path / "tiny-bert")
+    fp = transformer_fold(curated + pool, str(tmp_path / "tiny-bert"), epochs=2, batch_size=8, lr=3e-3)
+    res = novelty_kfold(None, None, folds=3, seed=0, fit_predict=fp, sizes=(6, 12))
+    assert np.isfinite(res.probs).all() and (np.sort(res.folds[:, 0]) == np.repeat([0, 1, 2], 4)).all()
+    assert len(res.fold_auc[0]) == 3
+    assert ((res.probs > 0) & (res.probs < 1)).all()

@@ -32,8 +32,13 @@ class NoveltyConfig(StrictModel):
     curated: list[str] = Field(..., min_length=1, description="files of the curated set C")
     folds: int = Field(5, ge=2)
     repeats: int = Field(1, ge=1, description="repeated K-fold: one out-of-fold probability per repeat")
-    classifier: Literal["logreg"] = "logreg"
+    classifier: Literal["logreg", "transformer"] = Field(
+        "logreg", description="logreg on embeddings, or a fine-tuned transformer classifier (GPU)")
     c: float = Field(1.0, gt=0, description="inverse regularisation strength of the logistic regression")
+    transformer: str | None = Field(None, description="classifier base model [the default embedder]")
+    epochs: int = Field(2, ge=1, description="transformer: epochs per fold")
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
     novel_below: float = Field(0.2, gt=0, lt=1, description="novel = every out-of-fold probability below this")
     seed: int = 0
 

@@ -42,18 +42,80 @@ class NoveltyResult:
                 "pool": int(self.probs.shape[0])}
 
 
-def novelty_kfold(curated_emb: np.ndarray, pool_emb: np.ndarray, *, folds: int = 5, repeats: int = 1,
-                  c: float = 1.0, seed: int = 0) -> NoveltyResult:
-    """Out-of-fold P(curated) for every pool row, once per repetition of K folds."""
+def logreg_fold(x: np.ndarray, c: float = 1.0):
+    """fit_predict(train_idx, test_idx, y) for a logistic regression on embedding rows ``x``."""
     from sklearn.linear_model import LogisticRegression
+
+    def fit_predict(tr, te, y):
+        clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x[tr], y[tr])
+        return clf.predict_proba(x[te])[:, 1]
+    return fit_predict
+
+
+def transformer_fold(texts: list[str], model: str | None = None, *, epochs: int = 2, batch_size: int = 16,
+                     lr: float = 5e-5, max_length: int = 256, device: str | None = None, seed: int = 0):
+    """fit_predict that fine-tunes a sequence classifier per fold (the default embedder's
+    encoder with a fresh 2-way head; any local folder or hub id works). Worth it on a GPU."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..models import embedder_path
+    path = embedder_path(model)
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tok = AutoTokenizer.from_pretrained(path)
+
+    def batches(idx):
+        for s in range(0, len(idx), batch_size):
+            part = idx[s:s + batch_size]
+            enc = tok([texts[i] for i in part], truncation=True, max_length=max_length, padding=True,
+                      return_tensors="pt")
+            yield part, {k: v.to(dev) for k, v in enc.items()}
+
+    def fit_predict(tr, te, y):
+        torch.manual_seed(seed)
+        net = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2).to(dev)
+        # Balanced class weights, as for the logistic regression: C is usually the minority.
+        counts = np.bincount(y[tr], minlength=2).astype(np.float32)
+        weight = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), device=dev)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr)
+        rng = np.random.default_rng(seed)
+        net.train()
+        for _ in range(epochs):
+            for part, enc in batches(rng.permutation(tr)):
+                logits = net(**enc).logits
+                loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[part], device=dev), weight=weight)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        net.eval()
+        out = np.empty(len(te))
+        with torch.inference_mode():
+            for s, (part, enc) in zip(range(0, len(te), batch_size), batches(np.asarray(te))):
+                out[s:s + len(part)] = torch.softmax(net(**enc).logits.float(), -1)[:, 1].cpu().numpy()
+        return out
+    return fit_predict
+
+
+def novelty_kfold(curated_emb: np.ndarray | None, pool_emb: np.ndarray | None, *, folds: int = 5,
+                  repeats: int = 1, c: float = 1.0, seed: int = 0, fit_predict=None,
+                  sizes: tuple[int, int] | None = None) -> NoveltyResult:
+    """Out-of-fold P(curated) for every pool row, once per repetition of K folds.
+
+    Rows are C first, then P. The classifier is a logistic regression on the embeddings
+    unless ``fit_predict(train_idx, test_idx, y) -> probabilities`` is given (then
+    ``sizes=(n_curated, n_pool)`` replaces the embeddings).
+    """
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
-    nc, npool = len(curated_emb), len(pool_emb)
+    if fit_predict is None:
+        nc, npool = len(curated_emb), len(pool_emb)
+        fit_predict = logreg_fold(np.vstack([curated_emb, pool_emb]).astype(np.float32), c)
+    else:
+        nc, npool = sizes
     if nc < folds or npool < folds:
         raise ValueError(f"{folds}-fold novelty needs at least {folds} curated and {folds} pool records "
                          f"(got {nc} curated, {npool} pool)")
-    x = np.vstack([curated_emb, pool_emb]).astype(np.float32)
     y = np.concatenate([np.ones(nc, dtype=int), np.zeros(npool, dtype=int)])
     probs = np.full((npool, repeats), np.nan)
     fold_of = np.full((npool, repeats), -1, dtype=int)
@@ -62,10 +124,8 @@ def novelty_kfold(curated_emb: np.ndarray, pool_emb: np.ndarray, *, folds: int =
     for r in range(repeats):
         skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed + r)
         rep_auc = []
-        for k, (tr, te) in enumerate(skf.split(x, y)):
-            clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
-            clf.fit(x[tr], y[tr])
-            p = clf.predict_proba(x[te])[:, 1]
+        for k, (tr, te) in enumerate(skf.split(np.zeros((len(y), 1)), y)):
+            p = np.asarray(fit_predict(tr, te, y), dtype=float)
             rep_auc.append(float(roc_auc_score(y[te], p)))
             in_pool = te >= nc
             rows = te[in_pool] - nc

@@ -74,8 +74,17 @@ def _embeddings_for(examples: list[Example], cfg: ScoreConfig, cache, base_dir: 
 
 def apply_novelty(pool: list[Example], ncfg: NoveltyConfig, scfg: ScoreConfig, cache,
                   base_dir: Path | None = None) -> dict[str, Any]:
-    from .novelty import attach_novelty, novelty_kfold
+    from .novelty import attach_novelty, novelty_kfold, transformer_fold
+    from .scorers import embedding_text
     curated = read_examples(ncfg.curated).examples
+    if ncfg.classifier == "transformer":
+        fp = transformer_fold([embedding_text(ex) for ex in curated + pool], ncfg.transformer,
+                              epochs=ncfg.epochs, batch_size=ncfg.batch_size, lr=ncfg.learning_rate,
+                              device=scfg.device, seed=ncfg.seed)
+        res = novelty_kfold(None, None, folds=ncfg.folds, repeats=ncfg.repeats, seed=ncfg.seed,
+                            fit_predict=fp, sizes=(len(curated), len(pool)))
+        attach_novelty(pool, res, ncfg.novel_below)
+        return res.report(ncfg.novel_below) | {"curated": len(curated), "classifier": "transformer"}
     if scfg.embedding_method == "tfidf":
         # tf-idf spaces are fitted per call: embed both sets together so they share one.
         emb = embed_examples(curated + pool, embedder=scfg.embedder, method="tfidf")
