@@ -140,3 +140,13 @@ def test_config_rejects_bad_rule_and_unknown_keys():
         validate(SelectConfig, {"selection": {"method": "topk", "orderby": "ppl"}})
     with pytest.raises(ConfigError, match="needs order_by"):
         validate(SelectConfig, {"selection": {"method": "topk"}})
+
+
+def test_misspelt_or_missing_scores_are_refused():
+    with pytest.raises(ValueError, match="unknown score 'qualty'"):
+        select(table(), SelectionConfig(method="rule", rule="qualty > 0.5"))
+    with pytest.raises(ValueError, match="no record has the score 'ifd'"):
+        select(table(), SelectionConfig(method="topk", order_by="ifd", budget=2))
+    # A known score absent from this data (no multiple-choice records) is simply false.
+    res = select(table(), SelectionConfig(method="rule", rule="answer_prob < 0.5 or ppl > 40"))
+    assert ids(res.selected) == ["h"]

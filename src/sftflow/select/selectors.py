@@ -112,6 +112,24 @@ def _diverse_pick(order: list[int], emb: np.ndarray, budget: int | None, min_dis
     return kept
 
 
+# Every name a scorer, the novelty or the quality step can write (numeric ones).
+KNOWN_SCORES = {"response_loss", "ppl", "response_tokens", "response_loss_alone", "ifd", "option_prob_sum",
+                "answer_prob", "curated_prob", "quality"}
+
+
+def _check_names(examples: list[Example], rule_names: list[str], order_by: str | None) -> None:
+    """A misspelt score would silently select nothing; refuse with the names that exist."""
+    present = {k for ex in examples for k, v in ex.metadata.get("scores", {}).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    for name in rule_names:
+        if name not in present and name not in KNOWN_SCORES:
+            raise ValueError(f"rule uses unknown score '{name}'; scores in this file: "
+                             f"{', '.join(sorted(present)) or 'none (run sftflow score first)'}")
+    if order_by and examples and order_by not in present:
+        raise ValueError(f"no record has the score '{order_by}' to rank by; scores in this file: "
+                         f"{', '.join(sorted(present)) or 'none (run sftflow score first)'}")
+
+
 def select(examples: list[Example], cfg: SelectionConfig, *,
            embeddings: np.ndarray | None = None) -> SelectionResult:
     """Decide every record; see the module docstring for the order of decisions."""
@@ -121,6 +139,7 @@ def select(examples: list[Example], cfg: SelectionConfig, *,
     ids = [ex.id for ex in examples]
     rule = parse_rule(cfg.rule) if cfg.rule else None
 
+    _check_names(examples, rule.names if rule else [], cfg.order_by)
     eligible = np.ones(n, dtype=bool)
     if rule is not None:
         eligible = rule.evaluate(examples)
