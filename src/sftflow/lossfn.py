@@ -191,7 +191,7 @@ def example_losses(model, tokenizer, examples: Iterable[Example | Sequence[dict[
                    train_on: str = "last", max_length: int | None = None, batch_size: int = 8,
                    progress: bool = False, precision: Precision = "fp32",
                    template: str | None = None, truncate: bool = False,
-                   share_prefix: bool = True) -> list[ExampleLoss]:
+                   share_prefix: bool = True, on_batch=None) -> list[ExampleLoss]:
     """Summed and mean response NLL per example, in input order.
 
     ``train_on`` picks the supervised tokens exactly as training does ("last": the final
@@ -266,6 +266,8 @@ def example_losses(model, tokenizer, examples: Iterable[Example | Sequence[dict[
                         rec.flag, rec.detail = "nonfinite", f"loss sum is {v}"
                 if bar is not None:
                     bar.advance(task, len(chunk))
+                if on_batch is not None:        # a caller's own progress display
+                    on_batch(len(chunk))
     finally:
         if bar is not None:
             bar.stop()

@@ -181,12 +181,30 @@ class ModelScorer:
         for i in todo:
             uniq.setdefault(keys[i], i)
         pending = list(uniq.values())
+        if not pending:
+            return [ExampleLoss(id=content_id(c), **found[k]) for c, k in zip(conversations, keys)]
+        bar = task = None
+        if self.progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+            bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                           TimeRemainingColumn(), transient=True)
+            task = bar.add_task(f"scoring ({len(found)} cached)", total=len(pending))
+            bar.start()
+        try:
+            self._compute(conversations, keys, pending, found,
+                          (lambda k: bar.advance(task, k)) if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.stop()
+        return [ExampleLoss(id=content_id(c), **found[k]) for c, k in zip(conversations, keys)]
+
+    def _compute(self, conversations, keys, pending, found, on_batch) -> None:
         for s in range(0, len(pending), self.chunk_size):
             part = pending[s:s + self.chunk_size]
             res = example_losses(self.model, self.tokenizer, [conversations[i] for i in part],
                                  train_on="last", max_length=self.max_length,
                                  batch_size=self.batch_size, precision=self.identity.precision,
-                                 template=self.template, progress=self.progress)
+                                 template=self.template, on_batch=on_batch)
             self.computed += len(part)
             new = {keys[i]: {k: v for k, v in r.to_dict().items() if k != "id"} for i, r in zip(part, res)}
             found.update(new)
@@ -194,7 +212,6 @@ class ModelScorer:
                 self.cache.put_many(new)
             if self.on_chunk is not None:
                 self.on_chunk(s // self.chunk_size)
-        return [ExampleLoss(id=content_id(c), **found[k]) for c, k in zip(conversations, keys)]
 
     # -- scores into metadata ---------------------------------------------------------
     def score(self, examples: list[Example], kinds: Sequence[str] = ("ppl", "ifd")) -> dict[str, int]:
