@@ -80,6 +80,8 @@ def test_default_curate_on_t0_explains_every_removal(shared_data, smol_tokenizer
     assert all(r["reason"] for r in rej)
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["records"] == len(kept) and stats["near_duplicate_share"] == 0.0
+    dups = sum(r["step"] in ("exact_dedup", "near_dedup") for r in rej)
+    assert stats["input_duplicate_share"] == round(dups / n_in, 4) and dups > 100
     man = json.loads((tmp_path / "manifest.json").read_text())
     assert len(man["inputs"]) == len(files)
 

@@ -51,6 +51,9 @@ TASK_RULES: list[tuple[str, re.Pattern]] = [(name, re.compile(rx, re.IGNORECASE)
 ]]
 
 
+DEDUP_STEPS = ("exact_dedup", "near_dedup", "semantic_dedup")
+
+
 def task_type(instruction: str, window: int = 200) -> str:
     """Task kind of an instruction by the first matching rule (else "other").
 
@@ -143,6 +146,11 @@ def compute_stats(examples: list[Example], *, tokenizer=None, model: str | None 
                                                     threshold=cluster_threshold, sample=cluster_sample,
                                                     seed=seed)
     stats["funnel"] = funnel or []
+    if funnel:
+        # After a curate run the kept set holds (almost) no duplicates; the share that the
+        # dedup steps removed from the input is the number that describes the pool.
+        removed = sum(row["rejected"] for row in funnel if row["step"] in DEDUP_STEPS)
+        stats["input_duplicate_share"] = round(removed / max(funnel[0]["in"], 1), 4)
     stats["_lengths"] = {"instruction": inst, "response": resp}  # for plots; dropped on write
     return stats
 
@@ -220,7 +228,7 @@ def print_summary(stats: dict[str, Any], console=None) -> None:
     console = console or Console(stderr=True)
     t = Table(title=f"{stats['records']} records", show_header=False)
     for key in ("multi_turn_share", "refusal_share", "exact_duplicate_share", "near_duplicate_share",
-                "task_entropy_bits"):
+                "input_duplicate_share", "task_entropy_bits"):
         if key in stats:
             t.add_row(key.replace("_", " "), f"{stats[key]}")
     for key in ("instruction_tokens", "response_tokens"):
