@@ -61,8 +61,25 @@ def train_cmd(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="output folder [runs/train]"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with TrainConfig keys (or a recipe)"),
     set_: list[str] = typer.Option([], "--set", help="override: key=value (e.g. lr=1e-4)"),
+    launcher: str = typer.Option("none", help="none | accelerate (multi-process / multi-node)"),
+    num_processes: int = typer.Option(1, help="processes per machine with --launcher accelerate"),
+    accelerate_config: Optional[str] = typer.Option(None, help="ddp | fsdp | deepspeed_zero2 | deepspeed_zero3 | FILE"),
+    num_machines: int = typer.Option(1, help="machines (nodes) with --launcher accelerate"),
+    machine_rank: int = typer.Option(0, help="this machine's rank"),
+    main_process_ip: Optional[str] = typer.Option(None, help="rank-0 machine address (multi-node)"),
+    main_process_port: Optional[int] = typer.Option(None, help="rank-0 port (multi-node)"),
 ):
     """Fine-tune a model (LoRA or full) with exact assistant-only loss masks."""
+    if launcher not in ("none", "accelerate"):
+        raise typer.BadParameter(f"--launcher must be none or accelerate, not {launcher!r}")
+    if launcher == "accelerate":
+        import sys
+
+        from .launch import relaunch
+        argv = sys.argv[sys.argv.index("train") + 1:]
+        raise typer.Exit(relaunch(argv, num_processes=num_processes, config=accelerate_config,
+                                  num_machines=num_machines, machine_rank=machine_rank,
+                                  main_process_ip=main_process_ip, main_process_port=main_process_port))
     from .sft import train
     cfg = build_train_config(list(data or []), config, set_, model=model, eval=eval, method=method,
                              lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lr=lr,
@@ -74,7 +91,9 @@ def train_cmd(
         from .smoke_run import run_smoke
         raise typer.Exit(run_smoke(cfg))
     res = train(cfg)
-    typer.echo(f"trained {res.steps} steps; best eval loss {res.best_eval_loss}; output: {res.output_dir}")
+    from accelerate import PartialState
+    if PartialState().is_main_process:
+        typer.echo(f"trained {res.steps} steps; best eval loss {res.best_eval_loss}; output: {res.output_dir}")
 
 
 def register(app: typer.Typer) -> None:

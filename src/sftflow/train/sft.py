@@ -91,8 +91,11 @@ class SFTTrainerLite(Trainer):
         if num_items_in_batch is not None and model.training:
             denom = num_items_in_batch.to(loss_sum.device) if torch.is_tensor(num_items_in_batch) \
                 else torch.tensor(float(num_items_in_batch), device=loss_sum.device)
-            # DDP averages gradients over processes; num_items_in_batch is the global count.
-            loss = loss_sum * self.accelerator.num_processes / denom.clamp(min=1)
+            # num_items_in_batch counts supervised tokens over the whole accumulated batch (and,
+            # with average_tokens_across_devices, over every process); DDP then averages
+            # gradients over processes, which the factor undoes.
+            scale = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
+            loss = loss_sum * scale / denom.clamp(min=1)
         else:
             loss = loss_sum / n.clamp(min=1)
         return (loss, None) if return_outputs else loss
@@ -179,14 +182,20 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     model_name = cfg.model or "smollm2-135m-instruct"
     tokenizer = load_tokenizer(model_name)
 
+    # Under a multi-process launch every process runs this function; only the main one
+    # writes files (the Trainer itself already saves checkpoints from rank 0 only).
+    from accelerate import PartialState
+    main = PartialState().is_main_process
+    quiet = quiet or not main
     train_ex, eval_ex, _ = prepare_splits(cfg, train_path, eval_path)
-    write_examples(out / "data" / "train.jsonl", train_ex)
-    write_examples(out / "data" / "eval.jsonl", eval_ex)
+    if main:
+        write_examples(out / "data" / "train.jsonl", train_ex)
+        write_examples(out / "data" / "eval.jsonl", eval_ex)
     enc_kwargs = dict(train_on=cfg.train_on, max_length=cfg.max_length, template=cfg.template)
     train_enc, skipped = encode_many(train_ex, tokenizer, **enc_kwargs)
     eval_enc, eval_skipped = encode_many(eval_ex, tokenizer, **enc_kwargs)
     all_skipped = skipped + eval_skipped
-    if all_skipped:
+    if all_skipped and main:
         write_rejected(out / "skipped.jsonl",
                        [Rejected(record=e.to_dict(), step="encode", reason=r) for e, r in all_skipped])
     if not train_enc:
@@ -254,7 +263,7 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     if cfg.resume:
         ckpts = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         resume = str(ckpts[-1]) if ckpts else None
-    if log_path.exists():
+    if log_path.exists() and main:
         # A resumed run continues the log from its checkpoint: rows a killed run wrote
         # after that checkpoint are dropped, so the log reads like an uninterrupted run.
         keep_until = int(resume.rsplit("-", 1)[1]) if resume else -1
@@ -274,19 +283,21 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     result = trainer.train(resume_from_checkpoint=resume)
     final_eval = trainer.evaluate()["eval_loss"] if has_eval else None
     trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    cfg_out = cfg.model_copy(update={"model": resolve_model(model_name) if cfg.model is None else cfg.model})
-    dump_yaml(cfg_out, out / "train_config.yaml")
     merged = None
-    if cfg.merge:
-        merged = out / "merged"
-        trainer.model.merge_and_unload().save_pretrained(str(merged), safe_serialization=True)
-        tokenizer.save_pretrained(str(merged))
-    best = trainer.state.best_metric
+    if main:
+        tokenizer.save_pretrained(str(out))
+        cfg_out = cfg.model_copy(update={"model": resolve_model(model_name) if cfg.model is None else cfg.model})
+        dump_yaml(cfg_out, out / "train_config.yaml")
+        if cfg.merge:
+            merged = out / "merged"
+            trainer.model.merge_and_unload().save_pretrained(str(merged), safe_serialization=True)
+            tokenizer.save_pretrained(str(merged))
     res = TrainResult(output_dir=out, train_examples=len(train_enc), eval_examples=len(eval_enc),
                       skipped=len(all_skipped), supervised_tokens=sup, total_tokens=tot,
                       steps=trainer.state.global_step, final_train_loss=result.training_loss,
-                      best_eval_loss=best, eval_loss=final_eval, log_path=log_path, merged_dir=merged)
-    (out / "train_result.json").write_text(json.dumps(
-        {k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()}, indent=2) + "\n")
+                      best_eval_loss=trainer.state.best_metric, eval_loss=final_eval, log_path=log_path,
+                      merged_dir=merged)
+    if main:
+        (out / "train_result.json").write_text(json.dumps(
+            {k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()}, indent=2) + "\n")
     return res
