@@ -117,11 +117,14 @@ def load_tokenizer(name: str | None = None):
     return tok
 
 
-def load_model(name: str | None = None, *, dtype: Any = None, device: str | None = None):
+def load_model(name: str | None = None, *, dtype: Any = None, device: str | None = None,
+               quantization_config: Any = None):
     import torch
     from transformers import AutoModelForCausalLM
     path = resolve_model(name)
     kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
+    if quantization_config is not None:
+        kwargs.update(quantization_config=quantization_config, device_map={"": 0})
     adapter_cfg = Path(path) / "adapter_config.json"
     if adapter_cfg.exists():
         # A LoRA output folder: load its base model, then the adapter on top.

@@ -96,3 +96,21 @@ def test_heldout_split_is_seeded_and_disjoint(tiny_model_dir, data, tmp_path):
     ids_eval = {json.loads(l)["id"] for l in ev_a.splitlines()}
     ids_train = {json.loads(l)["id"] for l in (tmp_path / "a" / "data" / "train.jsonl").read_text().splitlines()}
     assert len(ids_eval) == 10 and not ids_eval & ids_train
+
+
+def test_qlora_refused_with_reason_without_cuda(tiny_model_dir, data, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cfg = TrainConfig(model=tiny_model_dir, data=[str(data / "train.jsonl")], load_in_4bit=True, max_steps=1)
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        train(cfg, out_dir=tmp_path, quiet=True)
+    from sftflow.config import ConfigError, validate
+    with pytest.raises(ConfigError, match="use method=lora"):
+        validate(TrainConfig, {"load_in_4bit": True, "method": "full"})
+
+
+def test_packed_training_run(tiny_model_dir, data, tmp_path):
+    cfg = TrainConfig(model=tiny_model_dir, data=[str(data / "train.jsonl")], eval=[str(data / "eval.jsonl")],
+                      packing=True, pack_length=128, max_steps=3, batch_size=2, logging_steps=1)
+    res = train(cfg, out_dir=tmp_path, quiet=True)
+    assert res.steps == 3 and res.final_train_loss == res.final_train_loss

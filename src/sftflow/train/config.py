@@ -51,6 +51,7 @@ class TrainConfig(StrictModel):
     overfit_gap: float = Field(0.3, gt=0)
     report_to: list[str] = Field(default_factory=list)
 
+    load_in_4bit: bool = Field(False, description="QLoRA: 4-bit NF4 base (CUDA + bitsandbytes only)")
     gradient_checkpointing: bool = False
     bf16: Literal["auto", True, False] = False
     seed: int = 0
@@ -61,6 +62,8 @@ class TrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self):
+        if self.load_in_4bit and self.method != "lora":
+            raise ValueError("load_in_4bit (QLoRA) trains LoRA adapters on a frozen 4-bit base: use method=lora")
         if self.merge and self.method != "lora":
             raise ValueError("merge only applies to method=lora (a full fine-tune is already a full model)")
         return self

@@ -152,8 +152,31 @@ def prepare_splits(cfg: TrainConfig, train_path=None, eval_path=None):
     return train, heldout, rejected
 
 
+def quantization_config(cfg: TrainConfig):
+    """QLoRA's 4-bit NF4 base; refused with the reason where it cannot run."""
+    if not cfg.load_in_4bit:
+        return None
+    if not torch.cuda.is_available():
+        raise ValueError("load_in_4bit (QLoRA) needs a CUDA GPU: bitsandbytes 4-bit kernels do not run on "
+                         "this machine's CPU. Use method=lora without load_in_4bit here.")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ValueError("load_in_4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes") from None
+    from transformers import BitsAndBytesConfig
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
 def build_model(cfg: TrainConfig, model_name: str):
-    model = load_model(model_name)
+    qcfg = quantization_config(cfg)
+    # With bf16 and LoRA the frozen base is stored in bf16 (half the memory traffic,
+    # bf16 matmuls); the adapters peft adds stay fp32 and the Trainer autocasts.
+    dtype = torch.bfloat16 if _bf16(cfg) and cfg.method == "lora" and qcfg is None else None
+    model = load_model(model_name, quantization_config=qcfg, dtype=dtype)
+    if qcfg is not None:
+        from peft import prepare_model_for_kbit_training
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
