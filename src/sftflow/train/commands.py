@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..config import apply_overrides, load_yaml, validate
+from ..config import apply_overrides, load_yaml, parse_value, validate
 from .config import TrainConfig
 
 # flag name -> TrainConfig field; only flags the user gave override the config file.
@@ -29,7 +29,7 @@ def build_train_config(data: list[str], config: Optional[Path], overrides: list[
         raw["data"] = list(data)
     for flag, value in flags.items():
         if value is not None and value is not False and value != []:
-            raw[FLAG_FIELDS[flag]] = value
+            raw[FLAG_FIELDS[flag]] = parse_value(value) if flag == "bf16" else value
     apply_overrides(raw, [o.removeprefix("train.") for o in overrides])
     return validate(TrainConfig, raw, str(config) if config else "train options")
 
