@@ -304,7 +304,11 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         callbacks=cbs,
     )
     result = trainer.train(resume_from_checkpoint=resume)
-    final_eval = trainer.evaluate()["eval_loss"] if has_eval else None
+    final_eval = None
+    if has_eval:
+        # The best checkpoint was loaded at the end: its eval loss is already known.
+        best = trainer.state.best_metric
+        final_eval = best if (cfg.keep_best and best is not None) else trainer.evaluate()["eval_loss"]
     trainer.save_model(str(out))
     merged = None
     if main:
