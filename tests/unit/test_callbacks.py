@@ -186,3 +186,15 @@ def test_probe_metric_picks_best_checkpoint_by_behaviour(tiny_model_dir, smol_to
     t.train()
     assert [r for _, r in pm.history] == [0.2, 0.8, 0.4, 0.4]
     assert t.state.best_model_checkpoint.endswith("checkpoint-4")
+
+
+def test_check_report_to(monkeypatch):
+    import sftflow.train.callbacks as cb
+    monkeypatch.setattr(cb, "installed_trackers", lambda: ["tensorboard"])
+    assert cb.check_report_to([]) == [] and cb.check_report_to(["none"]) == []
+    assert cb.check_report_to(["auto"]) == ["tensorboard"]
+    assert cb.check_report_to(["TensorBoard"]) == ["tensorboard"]
+    with pytest.raises(ValueError, match="wandb not installed .*installed here: tensorboard"):
+        cb.check_report_to(["wandb"])
+    with pytest.raises(ValueError, match="unknown tracker"):
+        cb.check_report_to(["comet"])

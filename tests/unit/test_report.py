@@ -50,6 +50,17 @@ def test_gather_reads_the_run_log_not_checkpoint_copies(tmp_path):
         ("length", "response too short: # words", 10), ("exact_dedup", "duplicate of abc", 10)]
 
 
+def test_report_shows_the_smoke_verdict(tmp_path):
+    import json
+    run = make_run(tmp_path)
+    (run / "train" / "smoke.json").write_text(json.dumps({"passed": False, "checks": [
+        {"name": "loss_finite", "ok": False, "detail": "loss became non-finite: step 2"},
+        {"name": "supervised_tokens", "ok": True, "detail": "120 supervised tokens"}]}))
+    html = build_report(run).read_text()
+    assert "Smoke check <span class='fail'>fail</span>" in html
+    assert "loss became non-finite: step 2" in html
+
+
 def test_report_on_an_empty_folder_says_what_is_missing(tmp_path):
     (tmp_path / "empty").mkdir()
     html = build_report(tmp_path / "empty", ReportConfig(title="nothing here")).read_text()

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import plots
 from .config import ReportConfig
-from .gather import RunData, gather, length_stats, read_jsonl, task_counts
+from .gather import RunData, gather, length_stats, read_json, read_jsonl, task_counts
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;
@@ -123,6 +123,13 @@ def section_data(d: RunData, cfg: ReportConfig) -> str:
     return "\n".join(parts)
 
 
+def read_json_first(paths) -> dict | None:
+    for p in paths:
+        if p.exists():
+            return read_json(p)
+    return None
+
+
 def section_train(d: RunData) -> str:
     parts = ["<h2>Training</h2>"]
     if not d.train_log:
@@ -138,6 +145,14 @@ def section_train(d: RunData) -> str:
         best = min(ev, key=lambda r: r["eval_loss"])
         rows.append(["best eval loss (step)", f"{num(best['eval_loss'])} ({num(best.get('step'))})"])
     parts.append(table(["", ""], rows))
+    smoke = read_json_first([d.run_dir / "train" / "smoke.json", d.run_dir / "smoke.json"])
+    if smoke:
+        verdict = "pass" if smoke.get("passed") else "fail"
+        parts.append(f"<h3>Smoke check <span class='{verdict}'>{verdict}</span></h3>")
+        parts.append(table(["check", "result", "detail"],
+                           [[esc(c.get("name")), f"<span class='{'pass' if c.get('ok') else 'fail'}'>"
+                             f"{'ok' if c.get('ok') else 'FAIL'}</span>", esc(c.get("detail"))]
+                            for c in smoke.get("checks", [])]))
     events = [r for r in d.train_log if r.get("event")]
     if events:
         parts.append("<h3>Warnings and events</h3>")

@@ -244,3 +244,37 @@ class ProbeMetric(TrainerCallback):
             model.train()
         metrics[self.key] = rate
         self.history.append((state.global_step, rate))
+
+
+# Trackers the Trainer's ``report_to`` can feed, and the package each one needs.
+TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb", "trackio": "trackio"}
+
+
+def installed_trackers() -> list[str]:
+    import importlib.util
+    return [name for name, module in TRACKERS.items() if importlib.util.find_spec(module) is not None]
+
+
+def check_report_to(names: list[str]) -> list[str]:
+    """Validate ``report_to`` before a long run starts, not at its first log line.
+
+    "none" or an empty list turns tracking off (the default). "auto" means every
+    installed tracker. An unknown or uninstalled tracker is an error that says which
+    ones are available here.
+    """
+    names = [n.strip().lower() for n in names if n and n.strip()]
+    if not names or names == ["none"]:
+        return []
+    have = installed_trackers()
+    if names == ["auto"]:
+        return have
+    unknown = [n for n in names if n not in TRACKERS]
+    if unknown:
+        raise ValueError(f"report_to: unknown tracker(s) {', '.join(unknown)}; "
+                         f"sftflow supports {', '.join(TRACKERS)}")
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise ValueError(f"report_to: {', '.join(missing)} not installed (pip install "
+                         f"{' '.join(TRACKERS[n] for n in missing)}); installed here: "
+                         f"{', '.join(have) or 'none'}")
+    return names
