@@ -53,7 +53,7 @@ class TrainConfig(StrictModel):
 
     load_in_4bit: bool = Field(False, description="QLoRA: 4-bit NF4 base (CUDA + bitsandbytes only)")
     gradient_checkpointing: bool = False
-    bf16: Literal["auto", True, False] = False
+    bf16: Literal["auto", True, False] = Field("auto", description="auto: on where the GPU supports bf16")
     seed: int = 0
     merge: bool = False
     smoke: bool = False
