@@ -96,3 +96,27 @@ def test_likelihood_judge_always_gives_a_verdict(tiny_model_dir):
     grader = LikelihoodJudge("tiny", mode="single", model_obj=model, tokenizer=tok)
     s2, _ = judge_single(grader, QS[:2], {"base": BASE[:2], "tuned": TUNED[:2]}, bootstrap=100)
     assert s2["unparsed"] == 0 and 1 <= s2["tuned"]["mean"] <= 10
+
+
+def test_judge_verb_on_two_answer_files(tmp_path):
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from sftflow.evaluate.commands import register
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps({"question": q, "answer": x}) + "\n" for q, x in zip(QS, BASE)))
+    b.write_text("".join(json.dumps({"prompt": [{"role": "user", "content": q}], "text": x}) + "\n"
+                         for q, x in zip(QS, TUNED)))
+    app = typer.Typer()
+    register(app)
+    res = CliRunner().invoke(app, ["judge", "--a", str(a), "--b", str(b), "--backend", "fake",
+                                   "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "out" / "judge.json").read_text())
+    assert summary["pairs"] == 4 and summary["unparsed"] == 4       # the fake judge gives no verdicts
+    assert len((tmp_path / "out" / "judgments.jsonl").read_text().splitlines()) == 4
+    b.write_text(json.dumps({"question": "other", "answer": "x"}) + "\n")
+    res = CliRunner().invoke(app, ["judge", "--a", str(a), "--b", str(b), "--backend", "fake"])
+    assert res.exit_code != 0 and "same questions" in res.output
