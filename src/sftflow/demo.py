@@ -36,7 +36,7 @@ def demo_configs(out: Path, *, epochs: float, max_steps: int, limit: int | None)
     from .train.config import TrainConfig
     train_file, heldout = demo_data()
     # LoRA on every projection with a learning rate above the 2e-4 default: a 135M
-    # model needs a firm push to adopt a new format within two short epochs on CPU.
+    # model needs a firm push to adopt a new format within one short epoch on CPU.
     tcfg = TrainConfig(model=DEFAULT_MODEL, data=[str(train_file)], eval=[str(heldout)], method="lora",
                        lora_r=16, lora_alpha=32, learning_rate=1e-3, epochs=epochs, max_steps=max_steps,
                        batch_size=8, max_length=512, logging_steps=5, seed=0)
@@ -80,7 +80,7 @@ def summary_table(metrics: dict) -> Table:
     return t
 
 
-def run_demo(out: Path, *, epochs: float = 2.0, max_steps: int = -1, limit: int | None = None,
+def run_demo(out: Path, *, epochs: float = 1.0, max_steps: int = -1, limit: int | None = None,
              report: bool = True) -> int:
     from .evaluate.run import evaluate
     from .train.sft import train

@@ -29,7 +29,7 @@ def run_cmd(
 
 def demo_cmd(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="run folder [runs/demo-<time>]"),
-    epochs: float = typer.Option(2.0, help="training epochs"),
+    epochs: float = typer.Option(1.0, help="training epochs"),
     max_steps: int = typer.Option(-1, help="cap optimizer steps (quick look)"),
     limit: Optional[int] = typer.Option(None, help="evaluate on the first N held-out prompts"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report"),
