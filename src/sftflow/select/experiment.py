@@ -13,9 +13,9 @@ for generations. Each arm is reported as a mean with a t-based 95% confidence
 interval, and the difference selected - random with a Welch interval. The verdict is
 read off that interval, whatever it says: "better", "worse", or "no better than random".
 
-Checkpoints are never chosen on the held-out set here (``keep_best`` is turned off):
-it is the test set of the experiment, and picking the best checkpoint on it would
-flatter every arm. Runs are resumable: a finished run's ``result.json`` is reused.
+Checkpoints are never chosen on the held-out set here (``keep_best`` is off and it is
+evaluated only after training): it is the test set of the experiment, and picking the
+best checkpoint on it would flatter every arm. Runs are resumable: a finished run's ``result.json`` is reused.
 """
 
 from __future__ import annotations
@@ -142,8 +142,10 @@ def _run_one(cfg: ExperimentConfig, arm: str, r: int, train_file: Path, heldout_
     if done.exists():
         return json.loads(done.read_text())
     from ..train.sft import train
+    # The held-out set is evaluated once, at the end: evaluating on it during training
+    # could only serve checkpoint picking (peeking at the test set) and costs time.
     tcfg = cfg.train.model_copy(update={"model": cfg.train.model or cfg.model, "seed": cfg.train.seed + r,
-                                        "keep_best": False, "data": [], "eval": []})
+                                        "keep_best": False, "eval_steps": 10 ** 9, "data": [], "eval": []})
     console.print(f"[sftflow] experiment: training arm '{arm}' run {r + 1}")
     res = train(tcfg, train_file, heldout_file, out_dir=run_dir / "train", quiet=True)
     out: dict[str, Any] = {"arm": arm, "run": r, "train_seed": tcfg.seed, "train_file": str(train_file),
