@@ -17,7 +17,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 def run(*args):
     r = subprocess.run([sys.executable, "-m", "sftflow", "train", *map(str, args)], capture_output=True,
                        text=True, env=ENV, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, "\n".join(l for l in r.stderr.splitlines() if "Error" in l or "rank" in l)[-6000:]
     return r
 
 

@@ -44,6 +44,13 @@ def strip_launch_flags(argv: list[str]) -> list[str]:
     return out
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def accelerate_command(train_argv: list[str], *, num_processes: int, config: str | None = None,
                        num_machines: int = 1, machine_rank: int = 0, main_process_ip: str | None = None,
                        main_process_port: int | None = None) -> list[str]:
@@ -58,6 +65,8 @@ def accelerate_command(train_argv: list[str], *, num_processes: int, config: str
         cmd += ["--mixed_precision", "no"]
     if main_process_ip:
         cmd += ["--main_process_ip", main_process_ip]
+    if main_process_port is None and num_machines == 1:
+        main_process_port = free_port()   # two single-machine runs must not fight over 29500
     if main_process_port:
         cmd += ["--main_process_port", str(main_process_port)]
     return cmd + ["-m", "sftflow", "train", *strip_launch_flags(train_argv)]
