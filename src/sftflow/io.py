@@ -253,6 +253,27 @@ def _iter_raw(path: Path) -> Iterator[tuple[int, Any, str | None]]:
                           ".parquet, .csv or a datasets folder", path=str(path))
 
 
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for each non-blank line of a JSONL side file (seeds,
+    labels, answers); a missing file or a bad line raises naming the file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordError("no such file", path=str(path))
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise RecordError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path=str(path),
+                                  line=n) from None
+            if not text.strip():
+                continue
+            try:
+                yield n, json.loads(text)
+            except json.JSONDecodeError as e:
+                raise RecordError(f"invalid JSON: {e.msg} (column {e.colno})", path=str(path), line=n) from None
+
+
 def _where(path: Path) -> str:
     s = path.suffix.lower()
     return "line" if s in (".jsonl", ".ndjson") or s == ".csv" else "row"
