@@ -216,7 +216,8 @@ def section_eval(d: RunData) -> str:
     j = m.get("judge")
     if j:
         parts.append("<h3>Judge</h3>")
-        parts.append(f"<p class='muted'>judge: {esc(j.get('backend'))} {esc(j.get('judge_model'))}</p>")
+        parts.append(f"<p class='muted'>judge: {esc(j.get('backend'))} {esc(j.get('judge_model'))}"
+                     f"{' (verdict by ' + esc(j['verdict']) + ')' if j.get('verdict') else ''}</p>")
         if j.get("mode") == "pairwise":
             parts.append(img(plots.judge(j), "judge outcomes"))
             parts.append(table(["outcome (tuned vs base)", "rate", "95% bootstrap interval"],
