@@ -37,11 +37,16 @@ def _register_all() -> None:
 
 def main() -> None:
     _register_all()
+    from .evaluate.run import EvalFailed
+    from .train.sft import NonFiniteLoss
     try:
         app()
     except (ConfigError, RecordError) as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(2)
+    except (EvalFailed, NonFiniteLoss) as e:
+        typer.secho(f"failed: {e}", fg="red", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

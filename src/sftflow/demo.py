@@ -61,8 +61,8 @@ def summary_table(metrics: dict) -> Table:
     def fmt(v, pct):
         return "-" if v is None else (f"{v:.1%}" if pct else f"{v:.3f}")
 
-    rows = [("held-out loss (response tokens)", loss.get("base", {}).get("mean"),
-             loss.get("tuned", {}).get("mean"), False, "lower")]
+    rows = [("held-out loss (response tokens)", (loss.get("base") or {}).get("loss"),
+             (loss.get("tuned") or {}).get("loss"), False, "lower")]
     for probe, label, want in (("apology_preamble", "opens with apology/hedge", "lower"),
                                ("house_format", "follows house format", "higher"),
                                ("hit_token_limit", "ran into token limit", "lower")):

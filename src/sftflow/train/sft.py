@@ -30,7 +30,7 @@ from ..config import dump_yaml
 from ..io import Rejected, read_examples, write_examples, write_rejected
 from ..models import load_model, load_tokenizer, resolve_model
 from ..templates import encode_many
-from .callbacks import callbacks_for
+from .callbacks import NonFiniteGuard, callbacks_for, check_report_to, find, last_good_checkpoint
 from .collate import PadCollator
 from .config import TrainConfig
 from .loss import supervised_loss_sum
@@ -54,6 +54,10 @@ class TrainResult:
     log_path: Path
     merged_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training diverged (NaN/inf loss, gradient or weights) and was stopped."""
 
 
 class ListDataset(torch.utils.data.Dataset):
@@ -273,7 +277,7 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         bf16=_bf16(cfg),
         seed=cfg.seed,
         data_seed=cfg.seed,
-        report_to=cfg.report_to or "none",
+        report_to=check_report_to(cfg.report_to) or "none",
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length" if cfg.group_by_length and not cfg.packing else "random",
         dataloader_num_workers=0,
@@ -295,6 +299,7 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         log_path.write_text("".join(r + "\n" for r in rows))
     cbs = [JsonlLogger(log_path)] + list(callbacks or [])
     cbs += callbacks_for(cfg, log_path)
+    guard = find(cbs, NonFiniteGuard)
     trainer = SFTTrainerLite(
         model=model, args=args,
         train_dataset=ListDataset(train_rows),
@@ -304,6 +309,11 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         callbacks=cbs,
     )
     result = trainer.train(resume_from_checkpoint=resume)
+    if guard is not None and guard.tripped:
+        # Never write broken weights as the run's output: point at the last good checkpoint.
+        good = last_good_checkpoint(out / "checkpoints", guard.tripped["step"] + 1)
+        raise NonFiniteLoss(f"{guard.tripped['message']} Last good checkpoint: "
+                            f"{good if good else 'none (it diverged before the first save)'}")
     final_eval = None
     if has_eval:
         # The best checkpoint was loaded at the end: its eval loss is already known.

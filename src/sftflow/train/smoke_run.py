@@ -23,7 +23,7 @@ def run_smoke(cfg: TrainConfig, out_dir: str | Path | None = None) -> int:
     import re
 
     from ..io import load_examples, write_examples
-    from .sft import prepare_splits, train
+    from .sft import NonFiniteLoss, prepare_splits, train
     console = Console(stderr=True)
     out = Path(out_dir or cfg.output_dir or "runs/smoke")
     out.mkdir(parents=True, exist_ok=True)
@@ -45,6 +45,8 @@ def run_smoke(cfg: TrainConfig, out_dir: str | Path | None = None) -> int:
         backend = TransformersBackend(model=str(res.output_dir), batch_size=1)
         c = backend.generate([prompt], GenParams(max_new_tokens=96))[0]
         sample = {"text": c.text, "finish_reason": c.finish_reason, "error": c.error}
+    except NonFiniteLoss:
+        pass                      # the guard's event in log.jsonl is what the verdict reads
     except Exception as e:  # noqa: BLE001 - the verdict reports any crash, OOM included
         error = e
         from ..templates import NoSupervisedTokens
