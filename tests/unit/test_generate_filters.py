@@ -117,5 +117,5 @@ def test_bad_seed_lines_name_the_line_and_field(tmp_path, rec, field, msg):
 def test_bad_json_line(tmp_path):
     p = tmp_path / "s.jsonl"
     p.write_text('{"instruction": "x",\n')
-    with pytest.raises(RecordError, match="line 1: not valid JSON"):
+    with pytest.raises(RecordError, match="line 1: invalid JSON"):
         load_seed_tasks(p)

@@ -139,23 +139,20 @@ def read_answers(path: Path) -> tuple[list[str], list[str]]:
     """Questions and answers from a JSONL: ``question``/``prompt`` and ``answer``/``text``."""
     from ..schema import RecordError
 
+    from ..io import iter_jsonl
+
     qs, ans = [], []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"invalid JSON: {e.msg}", path=str(path), line=n) from None
-            q = rec.get("question", rec.get("prompt"))
-            if isinstance(q, list):   # chat messages: the last user turn is the question
-                q = next((m["content"] for m in reversed(q) if m.get("role") == "user"), None)
-            a = rec.get("answer", rec.get("text"))
-            if not isinstance(q, str):
-                raise RecordError("missing 'question' (or 'prompt')", path=str(path), line=n, field="question")
-            if not isinstance(a, str):
-                raise RecordError("missing 'answer' (or 'text')", path=str(path), line=n, field="answer")
-            qs.append(q)
-            ans.append(a)
+    for n, rec in iter_jsonl(path):
+        if not isinstance(rec, dict):
+            raise RecordError(f"expected a JSON object, got {type(rec).__name__}", path=str(path), line=n)
+        q = rec.get("question", rec.get("prompt"))
+        if isinstance(q, list):   # chat messages: the last user turn is the question
+            q = next((m["content"] for m in reversed(q) if m.get("role") == "user"), None)
+        a = rec.get("answer", rec.get("text"))
+        if not isinstance(q, str):
+            raise RecordError("missing 'question' (or 'prompt')", path=str(path), line=n, field="question")
+        if not isinstance(a, str):
+            raise RecordError("missing 'answer' (or 'text')", path=str(path), line=n, field="answer")
+        qs.append(q)
+        ans.append(a)
     return qs, ans

@@ -14,7 +14,6 @@ goes to ``rejected.jsonl`` with the step and the reason.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -166,27 +165,20 @@ def read_unlabelled(path: str | Path, text_field: str = "text") -> list[str]:
         raise RecordError("no such file", path=str(path))
     if path.suffix in (".txt", ".md"):
         return [p.strip() for p in re.split(r"\n\s*\n", path.read_text("utf-8")) if p.strip()]
+    from ..io import detect_format, iter_jsonl, record_to_example
     texts = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"not valid JSON: {e.msg}", path=str(path), line=line_no) from None
-            if isinstance(rec, dict) and text_field in rec:
-                if not isinstance(rec[text_field], str):
-                    raise RecordError(f"expected a string, got {type(rec[text_field]).__name__}",
-                                      path=str(path), line=line_no, field=text_field)
-                texts.append(rec[text_field])
-                continue
-            from ..io import detect_format, record_to_example
-            try:
-                texts.append(record_to_example(rec, detect_format(rec)).response)
-            except RecordError as e:
-                raise RecordError(f"no '{text_field}' field and not a chat record ({e.reason})",
-                                  path=str(path), line=line_no, field=text_field) from None
+    for line_no, rec in iter_jsonl(path):
+        if isinstance(rec, dict) and text_field in rec:
+            if not isinstance(rec[text_field], str):
+                raise RecordError(f"expected a string, got {type(rec[text_field]).__name__}",
+                                  path=str(path), line=line_no, field=text_field)
+            texts.append(rec[text_field])
+            continue
+        try:
+            texts.append(record_to_example(rec, detect_format(rec)).response)
+        except RecordError as e:
+            raise RecordError(f"no '{text_field}' field and not a chat record ({e.reason})",
+                              path=str(path), line=line_no, field=text_field) from None
     return texts
 
 

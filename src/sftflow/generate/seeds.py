@@ -7,7 +7,6 @@ One JSON object per line: ``instruction`` (text), ``instances`` (a non-empty lis
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -69,19 +68,13 @@ def load_seed_tasks(path: str | Path | None = None) -> list[SeedTask]:
         raise RecordError("no such seed file", path=str(path))
     tasks: list[SeedTask] = []
     ids: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"not valid JSON: {e.msg}", path=str(path), line=line_no) from None
-            task = _seed_from(rec, str(path), line_no)
-            if task.id in ids:
-                raise RecordError(f"duplicate id {task.id!r}", path=str(path), line=line_no, field="id")
-            ids.add(task.id)
-            tasks.append(task)
+    from ..io import iter_jsonl
+    for line_no, rec in iter_jsonl(path):
+        task = _seed_from(rec, str(path), line_no)
+        if task.id in ids:
+            raise RecordError(f"duplicate id {task.id!r}", path=str(path), line=line_no, field="id")
+        ids.add(task.id)
+        tasks.append(task)
     if not tasks:
         raise RecordError("seed file holds no tasks", path=str(path))
     return tasks
