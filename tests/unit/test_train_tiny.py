@@ -114,3 +114,15 @@ def test_packed_training_run(tiny_model_dir, data, tmp_path):
                       packing=True, pack_length=128, max_steps=3, batch_size=2, logging_steps=1)
     res = train(cfg, out_dir=tmp_path, quiet=True)
     assert res.steps == 3 and res.final_train_loss == res.final_train_loss
+
+
+def test_best_checkpoint_by_probe(tiny_model_dir, data, tmp_path):
+    probe = {"name": "says_answer", "kind": "regex", "pattern": "Answer"}
+    cfg = TrainConfig(model=tiny_model_dir, data=[str(data / "train.jsonl")], eval=[str(data / "eval.jsonl")],
+                      max_steps=4, eval_steps=2, batch_size=4, learning_rate=1e-2, best_probe=probe,
+                      best_probe_prompts=2, logging_steps=2)
+    res = train(cfg, out_dir=tmp_path, quiet=True)
+    state = json.loads((tmp_path / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["best_metric"] == res.best_eval_loss
+    assert 0.0 <= res.best_eval_loss <= 1.0               # a probe rate, not a loss
+    assert state["best_model_checkpoint"].endswith(("checkpoint-2", "checkpoint-4"))

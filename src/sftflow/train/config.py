@@ -46,6 +46,10 @@ class TrainConfig(StrictModel):
     logging_steps: int = Field(10, ge=1)
     save_total_limit: int = Field(2, ge=1)
     keep_best: bool = True
+    best_probe: dict | None = Field(None, description="choose the best checkpoint by a behaviour probe "
+                                    "(a probe mapping as in eval probes) instead of eval loss")
+    best_probe_higher_is_better: bool = True
+    best_probe_prompts: int = Field(8, ge=1, description="held-out prompts the probe is measured on")
     early_stopping_patience: int | None = Field(None, ge=1)
     early_stopping_min_delta: float = Field(0.0, ge=0)
     overfit_gap: float = Field(0.3, gt=0)

@@ -29,7 +29,7 @@ from ..config import dump_yaml
 from ..io import Rejected, read_examples, write_examples, write_rejected
 from ..models import load_model, load_tokenizer, resolve_model
 from ..templates import encode_many
-from .callbacks import NonFiniteGuard, callbacks_for, check_report_to, find, last_good_checkpoint
+from .callbacks import NonFiniteGuard, ProbeMetric, callbacks_for, check_report_to, find, last_good_checkpoint
 from .collate import PadCollator
 from .config import TrainConfig
 from .loss import supervised_loss_sum
@@ -271,8 +271,8 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         save_steps=every,
         save_total_limit=cfg.save_total_limit,
         load_best_model_at_end=has_eval and cfg.keep_best,
-        metric_for_best_model="eval_loss",
-        greater_is_better=False,
+        metric_for_best_model=f"eval_probe_{cfg.best_probe['name']}" if cfg.best_probe else "eval_loss",
+        greater_is_better=cfg.best_probe_higher_is_better if cfg.best_probe else False,
         bf16=_bf16(cfg),
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -297,6 +297,11 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
                 if l.strip() and json.loads(l).get("step", 0) <= keep_until]
         log_path.write_text("".join(r + "\n" for r in rows))
     cbs = [JsonlLogger(log_path)] + list(callbacks or [])
+    if cfg.best_probe and has_eval:
+        # before early stopping: both read the probe's rate from the same metrics
+        prompts = [e.messages[: max(i for i, m in enumerate(e.messages) if m["role"] == "assistant")]
+                   for e in eval_ex[: cfg.best_probe_prompts]]
+        cbs.append(ProbeMetric(prompts, tokenizer, cfg.best_probe))
     cbs += callbacks_for(cfg, log_path)
     guard = find(cbs, NonFiniteGuard)
     trainer = SFTTrainerLite(
@@ -317,7 +322,8 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     if has_eval:
         # The best checkpoint was loaded at the end: its eval loss is already known.
         best = trainer.state.best_metric
-        final_eval = best if (cfg.keep_best and best is not None) else trainer.evaluate()["eval_loss"]
+        reuse = cfg.keep_best and best is not None and not cfg.best_probe
+        final_eval = best if reuse else trainer.evaluate()["eval_loss"]
     trainer.save_model(str(out))
     merged = None
     if main:
