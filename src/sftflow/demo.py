@@ -5,7 +5,7 @@ confident, specific and in one house format ("Answer: ...\\n\\nDetails: ..."). T
 demo trains a LoRA adapter on it and measures, on held-out prompts, what the mission
 asks: response loss, the share of answers opening with an apology or hedge, the share
 following the house format, and the share that end their turn instead of running
-into the token limit. Sized for a 2-core CPU (about 10 minutes).
+into the token limit. Sized for a 2-core CPU (about 10-15 minutes).
 """
 
 from __future__ import annotations
@@ -31,17 +31,32 @@ def demo_data() -> tuple[Path, Path]:
     return root / "train.jsonl", root / "heldout.jsonl"
 
 
+# Sized for a 2-core CPU (training runs at roughly 80-200 tokens/s there): 30 steps of
+# 8 examples (~240 examples, ~40K tokens), the best of two evaluations on 20 held-out
+# conversations, then base vs tuned on 40 held-out prompts and 100 forgetting questions.
+DEMO_STEPS = 30
+TRAIN_EVAL_EXAMPLES = 20
+EVAL_PROMPTS = 40
+FORGETTING_QUESTIONS = 100
+
+
 def demo_configs(out: Path, *, epochs: float, max_steps: int, limit: int | None):
-    from .evaluate.config import EvalConfig, ProbeSpec
+    from .evaluate.config import ChoiceSection, EvalConfig, ProbeSpec
+    from .io import load_examples, write_examples
     from .train.config import TrainConfig
     train_file, heldout = demo_data()
+    # The trainer's periodic evaluation (for the best checkpoint) uses a slice of the
+    # held-out set; the final base-vs-tuned evaluation uses more of it.
+    train_eval = out / "train_eval.jsonl"
+    write_examples(train_eval, load_examples(heldout)[:TRAIN_EVAL_EXAMPLES])
     # LoRA on every projection with a learning rate above the 2e-4 default: a 135M
-    # model needs a firm push to adopt a new format within one short epoch on CPU.
-    tcfg = TrainConfig(model=DEFAULT_MODEL, data=[str(train_file)], eval=[str(heldout)], method="lora",
+    # model needs a firm push to adopt a new format within a few dozen CPU steps.
+    tcfg = TrainConfig(model=DEFAULT_MODEL, data=[str(train_file)], eval=[str(train_eval)], method="lora",
                        lora_r=16, lora_alpha=32, learning_rate=1e-3, epochs=epochs, max_steps=max_steps,
-                       batch_size=8, max_length=512, logging_steps=5, seed=0)
-    ecfg = EvalConfig(data=[str(heldout)], limit=limit, max_new_tokens=128, batch_size=8,
-                      extra_probes=[ProbeSpec(**HOUSE_FORMAT)])
+                       batch_size=8, max_length=512, logging_steps=5, eval_steps=max(1, max_steps // 2)
+                       if max_steps > 0 else None, seed=0)
+    ecfg = EvalConfig(data=[str(heldout)], limit=limit or EVAL_PROMPTS, max_new_tokens=128, batch_size=8,
+                      extra_probes=[ProbeSpec(**HOUSE_FORMAT)], choice=ChoiceSection(limit=FORGETTING_QUESTIONS))
     return tcfg, ecfg
 
 
@@ -80,7 +95,7 @@ def summary_table(metrics: dict) -> Table:
     return t
 
 
-def run_demo(out: Path, *, epochs: float = 1.0, max_steps: int = -1, limit: int | None = None,
+def run_demo(out: Path, *, epochs: float = 1.0, max_steps: int = DEMO_STEPS, limit: int | None = None,
              report: bool = True) -> int:
     from .evaluate.run import evaluate
     from .train.sft import train

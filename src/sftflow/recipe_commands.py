@@ -30,8 +30,8 @@ def run_cmd(
 def demo_cmd(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="run folder [runs/demo-<time>]"),
     epochs: float = typer.Option(1.0, help="training epochs"),
-    max_steps: int = typer.Option(-1, help="cap optimizer steps (quick look)"),
-    limit: Optional[int] = typer.Option(None, help="evaluate on the first N held-out prompts"),
+    max_steps: int = typer.Option(30, help="optimizer steps of 8 examples (-1: whole epochs)"),
+    limit: Optional[int] = typer.Option(None, help="evaluate on the first N held-out prompts [40]"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report"),
 ):
     """Fine-tune SmolLM2-135M-Instruct on the shipped finance data and show base vs tuned."""
