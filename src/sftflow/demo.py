@@ -83,15 +83,18 @@ def summary_table(metrics: dict) -> Table:
                                ("hit_token_limit", "ran into token limit", "lower")):
         rows.append((label, _rate(metrics, probe, "base"), _rate(metrics, probe, "tuned"), True, want))
     for label, b, tu, pct, want in rows:
-        ok = "-" if b is None or tu is None else ("yes" if (tu < b if want == "lower" else tu > b) else "no")
+        ok = ("-" if b is None or tu is None else "same" if tu == b
+              else "yes" if (tu < b if want == "lower" else tu > b) else "no")
         t.add_row(label, fmt(b, pct), fmt(tu, pct), ok)
     stop_b, stop_t = _rate(metrics, "hit_token_limit", "base"), _rate(metrics, "hit_token_limit", "tuned")
     if stop_b is not None and stop_t is not None:
         t.add_row("ended with end-of-turn", fmt(1 - stop_b, True), fmt(1 - stop_t, True),
-                  "yes" if stop_t < stop_b else "no")
+                  "same" if stop_t == stop_b else "yes" if stop_t < stop_b else "no")
     for name, c in (metrics.get("choice") or {}).items():
-        t.add_row(f"forgetting probe '{name}' acc", fmt((c.get("base") or {}).get("acc"), True),
-                  fmt((c.get("tuned") or {}).get("acc"), True), "-")
+        b_acc, t_acc = (c.get("base") or {}).get("acc"), (c.get("tuned") or {}).get("acc")
+        t.add_row(f"forgetting probe '{name}' acc", fmt(b_acc, True), fmt(t_acc, True),
+                  "-" if b_acc is None or t_acc is None else "same" if t_acc == b_acc
+                  else "yes" if t_acc > b_acc else "no")
     return t
 
 
