@@ -140,7 +140,6 @@ def _bf16(cfg: TrainConfig) -> bool:
 
 def prepare_splits(cfg: TrainConfig, train_path=None, eval_path=None):
     """Read data; when no eval file is given, hold out a seeded fraction *first*."""
-    rejected: list[Rejected] = []
     train_files = [train_path] if train_path else cfg.data
     if not train_files:
         raise ValueError("no training data: pass files (train.data or the positional DATA)")
@@ -152,7 +151,7 @@ def prepare_splits(cfg: TrainConfig, train_path=None, eval_path=None):
     else:
         from ..recipe import split_heldout
         train, heldout = split_heldout(train, cfg.eval_fraction, cfg.seed)
-    return train, heldout, rejected
+    return train, heldout
 
 
 def quantization_config(cfg: TrainConfig):
@@ -213,7 +212,7 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     from accelerate import PartialState
     main = PartialState().is_main_process
     quiet = quiet or not main
-    train_ex, eval_ex, _ = prepare_splits(cfg, train_path, eval_path)
+    train_ex, eval_ex = prepare_splits(cfg, train_path, eval_path)
     if main:
         write_examples(out / "data" / "train.jsonl", train_ex)
         write_examples(out / "data" / "eval.jsonl", eval_ex)

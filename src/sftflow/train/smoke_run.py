@@ -27,7 +27,7 @@ def run_smoke(cfg: TrainConfig, out_dir: str | Path | None = None) -> int:
     console = Console(stderr=True)
     out = Path(out_dir or cfg.output_dir or "runs/smoke")
     out.mkdir(parents=True, exist_ok=True)
-    train_ex, eval_ex, _ = prepare_splits(cfg)
+    train_ex, eval_ex = prepare_splits(cfg)
     write_examples(out / "smoke_train.jsonl", train_ex[:SMOKE_EXAMPLES])
     write_examples(out / "smoke_eval.jsonl", eval_ex[:32])
     steps = min(SMOKE_STEPS, cfg.max_steps) if cfg.max_steps > 0 else SMOKE_STEPS
