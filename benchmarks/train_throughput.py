@@ -67,6 +67,9 @@ ARMS = {
     # name: (trainer, options)
     "trl": ("trl", {}),
     "trl-padding-free": ("trl", {"padding_free": True}),
+    # TRL's SFTConfig turns gradient checkpointing on by default; this arm turns it off,
+    # for a like-for-like look at what the other levers are worth
+    "trl-no-checkpointing": ("trl", {"gradient_checkpointing": False}),
     "sftflow-same-order": ("sftflow", {"group_by_length": False}),
     "sftflow": ("sftflow", {}),
     "sftflow-packed": ("sftflow", {"packing": True}),
@@ -112,7 +115,8 @@ def run_arm(arm: str, data: Path, args) -> dict:
                         per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
                         lr_scheduler_type="cosine", warmup_steps=1, weight_decay=0.1, max_grad_norm=1.0,
                         logging_steps=1, report_to="none", save_strategy="no", seed=0, data_seed=0,
-                        use_cpu=True, disable_tqdm=True, padding_free=pf, packing=pf)
+                        use_cpu=True, disable_tqdm=True, padding_free=pf, packing=pf,
+                        gradient_checkpointing=opts.get("gradient_checkpointing", True))
         trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok,
                              peft_config=peft, callbacks=[Timer()])
         collate = trainer.data_collator
