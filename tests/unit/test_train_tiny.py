@@ -126,3 +126,27 @@ def test_best_checkpoint_by_probe(tiny_model_dir, data, tmp_path):
     assert state["best_metric"] == res.best_eval_loss
     assert 0.0 <= res.best_eval_loss <= 1.0               # a probe rate, not a loss
     assert state["best_model_checkpoint"].endswith(("checkpoint-2", "checkpoint-4"))
+
+
+def test_final_eval_is_not_repeated_without_keep_best(tiny_model_dir, data, tmp_path, monkeypatch):
+    """The eval logged at the last step measured the final weights: no second pass."""
+    from sftflow.train import sft
+    calls = []
+    orig = sft.SFTTrainerLite.evaluate
+
+    def counting(self, *a, **kw):
+        calls.append(self.state.global_step)
+        return orig(self, *a, **kw)
+
+    monkeypatch.setattr(sft.SFTTrainerLite, "evaluate", counting)
+    cfg = TrainConfig(model=tiny_model_dir, data=[str(data / "train.jsonl")], eval=[str(data / "eval.jsonl")],
+                      max_steps=4, eval_steps=2, batch_size=4, lora_r=4, lora_alpha=8, keep_best=False)
+    res = train(cfg, out_dir=tmp_path / "o", quiet=True)
+    assert calls == [2, 4]                       # the two scheduled evaluations, nothing after
+    rows = [json.loads(l) for l in (tmp_path / "o" / "log.jsonl").read_text().splitlines()]
+    assert res.eval_loss == [r["eval_loss"] for r in rows if "eval_loss" in r][-1]
+    # max_steps not a multiple of eval_steps: the final weights were never measured, so they are
+    cfg = cfg.model_copy(update={"max_steps": 3})
+    calls.clear()
+    train(cfg, out_dir=tmp_path / "p", quiet=True)
+    assert calls == [2, 3]

@@ -64,24 +64,18 @@ class QualityModel:
 
 def read_labels(path: str | Path, label_field: str = "label") -> dict[str, float]:
     """id -> numeric label; bad lines raise naming file, line and field."""
+    from ..io import iter_jsonl
     path = Path(path)
     out: dict[str, float] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"invalid JSON: {e.msg}", path=str(path), line=n) from None
-            if not isinstance(rec, dict) or "id" not in rec:
-                raise RecordError("missing 'id'", path=str(path), line=n, field="id")
-            v = rec.get(label_field)
-            if isinstance(v, bool):
-                v = float(v)
-            if not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise RecordError(f"expected a number, got {v!r}", path=str(path), line=n, field=label_field)
-            out[str(rec["id"])] = float(v)
+    for n, rec in iter_jsonl(path):
+        if not isinstance(rec, dict) or "id" not in rec:
+            raise RecordError("missing 'id'", path=str(path), line=n, field="id")
+        v = rec.get(label_field)
+        if isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise RecordError(f"expected a number, got {v!r}", path=str(path), line=n, field=label_field)
+        out[str(rec["id"])] = float(v)
     if not out:
         raise RecordError("no labels", path=str(path))
     return out

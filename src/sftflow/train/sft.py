@@ -322,7 +322,12 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         # The best checkpoint was loaded at the end: its eval loss is already known.
         best = trainer.state.best_metric
         reuse = cfg.keep_best and best is not None and not cfg.best_probe
-        final_eval = best if reuse else trainer.evaluate()["eval_loss"]
+        # Without keep_best the final weights are the output: an evaluation logged at the
+        # last step already measured them (a second pass over the eval set costs minutes).
+        last = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
+        at_end = (not cfg.keep_best and last is not None
+                  and last.get("step") == trainer.state.global_step)
+        final_eval = best if reuse else last["eval_loss"] if at_end else trainer.evaluate()["eval_loss"]
     trainer.save_model(str(out))
     merged = None
     if main:
