@@ -9,11 +9,14 @@ for each record the response loss given its instruction and the response loss al
 
 * peer: for each record and each of the two conversations, one fp32 forward of the
   full sequence, logits at every position, cross-entropy over the supervised tokens.
-* ours: ``ModelScorer`` (``sftflow.lossfn``): length-sorted batches, shared prefix
-  computed once per batch, LM head only at scored positions, bf16 only where the CPU
+* ours: ``ModelScorer`` (``sftflow.lossfn``): length-sorted batches, the start all
+  records share computed once, LM head only at scored positions, bf16 only where the CPU
   has native bf16 (``precision=auto``); no cache (a cached rerun is reported apart).
 
 Throughput = tokens of all sequences / wall time, the same token count for both. The
+script also prints the matmul FLOPs of both: the levers an exact fp32 scorer has (the
+shared start, the LM head only where a token is scored) bound its speed-up at equal
+matmul efficiency, whatever the batching. The
 machine's forward-pass limit is measured in the same run: matmul GFLOPS (fp32, bf16)
 / (2 x parameters) tokens per second. Accuracy: per-record relative error of our
 losses vs the peer's fp32, and the Spearman correlation of the two IFD rankings.
@@ -72,6 +75,33 @@ def matmul_gflops(dtype, size: int = 1024, seconds: float = 2.0) -> float:
     return 2 * size ** 3 * n / (time.perf_counter() - t0) / 1e9
 
 
+def flop_floor(model, tok, records) -> dict[str, float]:
+    """Matmul FLOPs of the plain loop, and the least an exact scorer needs for the same numbers.
+
+    Per token the decoder costs 2 x (non-embedding parameters) and the LM head
+    2 x vocab x hidden. The peer pays both at every position. The floor pays the
+    decoder once for the prefix all conversations of a pass share, then for every
+    other token; and the head only where a supervised token is predicted.
+    """
+    from sftflow.lossfn import _shared_prefix
+    from sftflow.select.scorers import alone_messages
+    from sftflow.templates import encode
+    head_w, emb_w = model.get_output_embeddings().weight, model.get_input_embeddings().weight
+    head = head_w.numel()
+    body = sum(p.numel() for p in model.parameters() if p is not head_w and p is not emb_w)
+    peer = floor = scored = 0
+    for pick in (lambda ex: ex.messages, alone_messages):
+        encs = [encode(pick(ex), tok, train_on="last") for ex in records]
+        g = _shared_prefix(encs)
+        for e in encs:
+            n, s = len(e.input_ids), sum(1 for x in e.labels[1:] if x != -100)
+            peer += n * 2 * (body + head)
+            floor += (n - g) * 2 * body + s * 2 * head
+            scored += s
+        floor += g * 2 * body
+    return {"peer": peer, "floor": floor, "scored": scored}
+
+
 def plain_loop(model, tok, records):
     """The peer: one example at a time, full logits, fp32."""
     from sftflow.select.scorers import alone_messages
@@ -90,11 +120,40 @@ def plain_loop(model, tok, records):
     return out
 
 
+def int8_check(model, tok, records, ref, tokens: int, batch_size: int) -> None:
+    """Speed and error of dynamic int8 (per-tensor activations) for the same numbers."""
+    import warnings
+
+    from scipy.stats import spearmanr
+
+    from sftflow.lossfn import example_losses
+    from sftflow.select.scorers import alone_messages
+    qm = copy.deepcopy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qm.model = torch.ao.quantization.quantize_dynamic(qm.model, {torch.nn.Linear}, dtype=torch.qint8)
+    convs = [ex.messages for ex in records] + [alone_messages(ex) for ex in records]
+    example_losses(qm, tok, convs[:4], batch_size=batch_size)
+    t = time.perf_counter()
+    out = example_losses(qm, tok, convs, batch_size=batch_size)
+    dt = time.perf_counter() - t
+    n = len(records)
+    got = np.asarray([o.mean for o in out])
+    want = np.asarray([g for g, _ in ref] + [a for _, a in ref])
+    rel = np.abs(got - want) / np.abs(want)
+    rho = float(spearmanr(got[:n] / got[n:], want[:n] / want[n:]).statistic)
+    print(f"int8 dynamic (not used): {dt:7.1f} s  {tokens / dt:7.1f} tok/s; relative error max {rel.max():.2e}, "
+          f"mean {rel.mean():.2e}; IFD Spearman {rho:.4f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--int8-check", action="store_true",
+                    help="also score with torch's dynamic int8 Linear layers (VNNI) and print their error: "
+                         "the one lever left on a CPU without native bf16")
     args = ap.parse_args()
 
     from scipy.stats import spearmanr
@@ -113,6 +172,12 @@ def main() -> None:
                  for ex in records for m in (ex.messages, alone_messages(ex)))
     print(f"{len(records)} records, {tokens} tokens (instruction+response and response alone), "
           f"{params / 1e6:.1f}M parameters, torch threads {torch.get_num_threads()}")
+
+    floor = flop_floor(model, tok, records)
+    print(f"matmul FLOPs: plain loop {floor['peer'] / 1e12:.2f} TFLOP; what remains after our exact fp32 levers "
+          f"(shared system prompt once, LM head only at the {floor['scored']} scored positions, no "
+          f"padding) {floor['floor'] / 1e12:.2f} TFLOP -> at most {floor['peer'] / floor['floor']:.2f}x "
+          f"at equal matmul efficiency")
 
     g32, g16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     lim32, lim16 = g32 * 1e9 / (2 * params), g16 * 1e9 / (2 * params)
@@ -164,6 +229,8 @@ def main() -> None:
     print(f"per-record relative error of losses vs fp32 peer: max {rel.max():.2e}, mean {rel.mean():.2e} "
           f"(target <= 1%)")
     print(f"IFD ranking Spearman vs fp32 peer: {rho:.6f} (target >= 0.99)")
+    if args.int8_check:
+        int8_check(model, tok, records, ref, tokens, args.batch_size)
     ratio = ours_tps / peer_tps
     print(f"speed-up: {ratio:.2f}x (target >= 2x)")
     print(json.dumps({"benchmark": "score_throughput", "ours": round(ours_tps, 1), "peer": round(peer_tps, 1),

@@ -15,10 +15,11 @@ training (``sftflow.templates.encode``), and the same speed levers:
   soft-capping, Cohere's logit scale); rather than keep a list, the shortcut is checked
   once per model against the model's own forward on a short example, and a model that
   disagrees is scored with the full forward.
-* **A shared prefix is computed once per batch.** Rows of a batch often start with
-  the same tokens (the template's default system prompt; for IFD's "response alone"
-  everything up to the response). Their keys/values are computed for one row and
-  repeated for the batch, and only the suffixes run through the model.
+* **A shared prefix is computed once.** Examples often start with the same tokens
+  (the template's default system prompt; for IFD's "response alone" everything up to
+  the response). The keys/values of the start all examples of a call share are
+  computed once and repeated for each batch (a batch that shares a longer start gets
+  its own), and only the suffixes run through the model.
 * **Optional bf16 autocast** where the hardware has native bf16 (AVX512-BF16/AMX
   Xeons, GPUs); log-softmax and the sums stay in fp32.
 
@@ -39,6 +40,7 @@ Flag = Literal["too_long", "nonfinite", "no_tokens"]
 Precision = Literal["fp32", "bf16", "auto"]
 IGNORE_INDEX = -100
 _HEAD_ROWS = 1024          # scored positions projected at once (bounds the logits buffer)
+_MIN_EXTRA_PREFIX = 16     # a batch recomputes its own prefix only when it is this much longer
 
 
 @dataclass
@@ -140,12 +142,20 @@ def _batch_tensors(encs, pad_id: int, device, start: int = 0):
     return ids.to(device), mask.to(device), labels.to(device)
 
 
-def _token_nll(model, ids, mask, labels, *, fast: bool, prefix=None):
+def _prefix_cache(model, prefix, *, fast: bool):
+    """Keys/values of ``prefix`` (1-D ids), computed once and copied for each batch."""
+    net = _split_model(model)[0] if fast else model
+    return net(input_ids=prefix[None], use_cache=True).past_key_values
+
+
+def _token_nll(model, ids, mask, labels, *, fast: bool, past=None):
     """NLL of every supervised target token: returns (row index, nll) tensors.
 
-    ``prefix`` (1-D ids) is a start shared by every row and left out of ``ids``: its
-    keys/values are computed once and repeated for the batch.
+    ``past`` holds the keys/values of a start shared by every row and left out of
+    ``ids`` (batch dimension 1): it is copied and repeated for the batch, never mutated.
     """
+    import copy
+
     import torch
     import torch.nn.functional as F
     # Token t is predicted by the hidden state at t-1.
@@ -154,11 +164,12 @@ def _token_nll(model, ids, mask, labels, *, fast: bool, prefix=None):
     tgt = targets[rows, cols]
     net = _split_model(model)[0] if fast else model
     kw: dict[str, Any] = {"use_cache": False}
-    if prefix is not None:
-        past = net(input_ids=prefix[None], use_cache=True).past_key_values
-        past.batch_repeat_interleave(ids.shape[0])
+    if past is not None:
+        past = copy.deepcopy(past)
+        if ids.shape[0] > 1:
+            past.batch_repeat_interleave(ids.shape[0])
         kw = {"past_key_values": past, "use_cache": True}
-        mask = torch.cat([mask.new_ones((ids.shape[0], len(prefix))), mask], dim=1)
+        mask = torch.cat([mask.new_ones((ids.shape[0], past.get_seq_length())), mask], dim=1)
     out = net(input_ids=ids, attention_mask=mask, **kw)
     if fast:
         head = _split_model(model)[1]
@@ -248,13 +259,22 @@ def example_losses(model, tokenizer, examples: Iterable[Example | Sequence[dict[
     try:
         with torch.inference_mode(), autocast:
             fast = _head_shortcut_ok(model, encs[-1][1], pad_id, device)
+            # The start every example shares (typically the template's system prompt):
+            # its keys/values are computed once for the whole call.
+            g_start = _shared_prefix([e for _, e in encs]) if share_prefix else 0
+            g_past = (_prefix_cache(model, torch.tensor(encs[0][1].input_ids[:g_start], device=device),
+                                    fast=fast) if g_start else None)
             for s in range(0, len(encs), batch_size):
                 chunk = encs[s:s + batch_size]
                 batch = [e for _, e in chunk]
-                start = _shared_prefix(batch) if share_prefix else 0
+                start, past = g_start, g_past
+                b_start = _shared_prefix(batch) if share_prefix else 0
+                if b_start >= g_start + _MIN_EXTRA_PREFIX:      # this batch shares more than that
+                    start = b_start
+                    past = _prefix_cache(model, torch.tensor(batch[0].input_ids[:start], device=device),
+                                         fast=fast)
                 ids, mask, labels = _batch_tensors(batch, pad_id, device, start)
-                prefix = torch.tensor(batch[0].input_ids[:start], device=device) if start else None
-                rows, nll = _token_nll(model, ids, mask, labels, fast=fast, prefix=prefix)
+                rows, nll = _token_nll(model, ids, mask, labels, fast=fast, past=past)
                 sums = torch.zeros(len(chunk), dtype=torch.float64, device=nll.device)
                 sums.index_add_(0, rows, nll.double())
                 for (i, _), v in zip(chunk, sums.tolist()):

@@ -153,3 +153,22 @@ def test_shared_prefix_is_computed_once_and_changes_nothing(tiny):
         assert a.loss_sum == pytest.approx(b.loss_sum, rel=1e-4)
         ref, _ = direct(model, tok, [m for m in next(e for e in single if e.id == a.id).messages])
         assert a.loss_sum == pytest.approx(ref, rel=1e-4)
+
+
+def test_common_prefix_runs_through_the_model_once(tiny):
+    """With the shared start computed once per call, the decoder sees it once, not per batch."""
+    from sftflow.lossfn import _shared_prefix
+    model, tok = tiny
+    single = [e for e in EXAMPLES if e.system is None]
+    encs = [encode(e.messages, tok, train_on="last") for e in single]
+    g = _shared_prefix(encs)
+    example_losses(model, tok, single[:1])                  # the head-shortcut check runs once per model
+    seen = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda m, i, o: seen.append(i[0].numel()))
+    try:
+        got = example_losses(model, tok, single, batch_size=1)
+    finally:
+        hook.remove()
+    assert sum(seen) == g + sum(len(e.input_ids) - g for e in encs)
+    for a, ex in zip(got, single):
+        assert a.loss_sum == pytest.approx(direct(model, tok, ex.messages)[0], rel=1e-4)
