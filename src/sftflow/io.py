@@ -16,6 +16,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -349,7 +350,9 @@ def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    # Per-process temporary name: two processes writing the same output (ranks of a
+    # distributed launch, a rerun beside a live run) each rename a complete file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for r in rows:
             d = r.to_dict() if hasattr(r, "to_dict") else r

@@ -17,7 +17,10 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 def run(*args):
     r = subprocess.run([sys.executable, "-m", "sftflow", "train", *map(str, args)], capture_output=True,
                        text=True, env=ENV, timeout=900)
-    assert r.returncode == 0, "\n".join(l for l in r.stderr.splitlines() if "Error" in l or "rank" in l)[-6000:]
+    # rank 0's traceback first: the other ranks usually only report that rank 0 went away
+    lines = r.stderr.splitlines()
+    assert r.returncode == 0, "\n".join([l for l in lines if "[rank0]" in l][-80:]
+                                        + [l for l in lines if "Error" in l and "[rank0]" not in l][-20:])
     return r
 
 
