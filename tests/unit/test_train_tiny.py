@@ -128,7 +128,7 @@ def test_best_checkpoint_by_probe(tiny_model_dir, data, tmp_path):
     assert state["best_model_checkpoint"].endswith(("checkpoint-2", "checkpoint-4"))
 
 
-def test_final_eval_is_not_repeated_without_keep_best(tiny_model_dir, data, tmp_path, monkeypatch):
+def test_final_eval_is_not_repeated_without_keep_best(tiny_model_dir, data, tmp_path, monkeypatch, capsys):
     """The eval logged at the last step measured the final weights: no second pass."""
     from sftflow.train import sft
     calls = []
@@ -143,6 +143,7 @@ def test_final_eval_is_not_repeated_without_keep_best(tiny_model_dir, data, tmp_
                       max_steps=4, eval_steps=2, batch_size=4, lora_r=4, lora_alpha=8, keep_best=False)
     res = train(cfg, out_dir=tmp_path / "o", quiet=True)
     assert calls == [2, 4]                       # the two scheduled evaluations, nothing after
+    assert "'loss'" not in capsys.readouterr().out           # quiet: the log goes to log.jsonl only
     rows = [json.loads(l) for l in (tmp_path / "o" / "log.jsonl").read_text().splitlines()]
     assert res.eval_loss == [r["eval_loss"] for r in rows if "eval_loss" in r][-1]
     # max_steps not a multiple of eval_steps: the final weights were never measured, so they are

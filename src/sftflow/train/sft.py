@@ -311,6 +311,10 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         processing_class=tokenizer,
         callbacks=cbs,
     )
+    if quiet:
+        # With tqdm off the Trainer prints every log dict instead; log.jsonl has them all.
+        from transformers.trainer_callback import PrinterCallback
+        trainer.remove_callback(PrinterCallback)
     result = trainer.train(resume_from_checkpoint=resume)
     if guard is not None and guard.tripped:
         # Never write broken weights as the run's output: point at the last good checkpoint.
