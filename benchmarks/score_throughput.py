@@ -193,27 +193,24 @@ def main() -> None:
     print(f"peer  (plain fp32 per-example loop): {t_peer:7.1f} s  {peer_tps:7.1f} tok/s  "
           f"({peer_tps / lim32:.0%} of the fp32 limit)")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        s = ModelScorer(name, model_obj=model, tokenizer=tok, max_length=None, batch_size=args.batch_size,
-                        precision=args.precision)
-        s.score(copy.deepcopy(warm), ["ppl", "ifd"])
-        ours_recs = copy.deepcopy(records)
-        s = ModelScorer(name, model_obj=model, tokenizer=tok, max_length=None, batch_size=args.batch_size,
-                        precision=args.precision, cache=ScoreCache(Path(tmp) / "c.sqlite"))
+    def timed_score(recs, cache=None):
+        """Score copies of ``recs`` with a fresh scorer; (records, seconds, scorer)."""
+        out = copy.deepcopy(recs)
+        sc = ModelScorer(name, model_obj=model, tokenizer=tok, max_length=None, batch_size=args.batch_size,
+                         precision=args.precision, cache=cache)
         t = time.perf_counter()
-        s.score(ours_recs, ["ppl", "ifd"])
-        t_ours = time.perf_counter() - t
+        sc.score(out, ["ppl", "ifd"])
+        return out, time.perf_counter() - t, sc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        timed_score(warm)
+        ours_recs, t_ours, s = timed_score(records, ScoreCache(Path(tmp) / "c.sqlite"))
         prec = s.identity.precision
         ours_tps = tokens / t_ours
         lim = lim16 if prec == "bf16" else lim32
         print(f"ours  (sftflow scorer, {prec}):         {t_ours:7.1f} s  {ours_tps:7.1f} tok/s  "
               f"({ours_tps / lim:.0%} of the {prec} limit, counting the same tokens)")
-        again = copy.deepcopy(records)
-        s2 = ModelScorer(name, model_obj=model, tokenizer=tok, max_length=None, batch_size=args.batch_size,
-                         precision=args.precision, cache=ScoreCache(Path(tmp) / "c.sqlite"))
-        t = time.perf_counter()
-        s2.score(again, ["ppl", "ifd"])
-        t_cached = time.perf_counter() - t
+        _, t_cached, s2 = timed_score(records, ScoreCache(Path(tmp) / "c.sqlite"))
         print(f"ours, rerun from the score cache:      {t_cached:7.2f} s  ({s2.computed} losses computed)")
 
     rel = []

@@ -172,3 +172,14 @@ def test_common_prefix_runs_through_the_model_once(tiny):
     assert sum(seen) == g + sum(len(e.input_ids) - g for e in encs)
     for a, ex in zip(got, single):
         assert a.loss_sum == pytest.approx(direct(model, tok, ex.messages)[0], rel=1e-4)
+
+
+def test_batches_cut_where_padding_would_dominate():
+    from types import SimpleNamespace
+
+    from sftflow.lossfn import _batches
+    lengths = [100, 98, 70, 69, 60, 10]                  # sorted longest first, as example_losses does
+    encs = [(i, SimpleNamespace(input_ids=[0] * n)) for i, n in enumerate(lengths)]
+    # 70 < 0.75 * 100 starts a batch; 60 >= 0.75 * 70 joins it; 10 goes alone
+    assert [[i for i, _ in b] for b in _batches(encs, 4)] == [[0, 1], [2, 3, 4], [5]]
+    assert [[i for i, _ in b] for b in _batches(encs[:2] + encs[:1], 2)] == [[0, 1], [0]]   # row cap
