@@ -79,6 +79,24 @@ def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
     orig, sft.train = sft.train, no_training
     try:
         again = run_experiment(cfg, out)
+        # A different eval section re-evaluates the trained runs; it never trains again.
+        import sftflow.evaluate.run as ev
+        calls = []
+        orig_eval = ev.evaluate
+
+        def counting(*a, **k):
+            calls.append(k["model"])
+            return orig_eval(*a, **k)
+
+        ev.evaluate = counting
+        try:
+            cfg2 = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"max_new_tokens": 3})})
+            third = run_experiment(cfg2, out)
+        finally:
+            ev.evaluate = orig_eval
     finally:
         sft.train = orig
     assert again["difference"] == res["difference"]
+    assert len(calls) == 6 and len(set(calls)) == 6                   # each trained run, once
+    assert [r["steps"] for r in third["runs"]] == [r["steps"] for r in runs]
+    assert all(r["eval_config"]["max_new_tokens"] == 3 for r in third["runs"])

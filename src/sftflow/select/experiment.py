@@ -15,7 +15,8 @@ read off that interval, whatever it says: "better", "worse", or "no better than 
 
 Checkpoints are never chosen on the held-out set here (``keep_best`` is off and it is
 evaluated only after training): it is the test set of the experiment, and picking the
-best checkpoint on it would flatter every arm. Runs are resumable: a finished run's ``result.json`` is reused.
+best checkpoint on it would flatter every arm. Runs are resumable: a finished run's ``result.json`` is reused,
+and a trained run is only evaluated again when the ``eval`` section changed.
 """
 
 from __future__ import annotations
@@ -138,22 +139,33 @@ def verdict(diff: dict[str, Any], lower_is_better: bool = True) -> str:
 
 def _run_one(cfg: ExperimentConfig, arm: str, r: int, train_file: Path, heldout_file: Path,
              run_dir: Path) -> dict[str, Any]:
+    # Resumable at two depths: a finished run (same evaluation asked) is reused whole; a
+    # trained run whose evaluation is missing or was asked differently (an eval section
+    # added to a finished experiment, a kill during evaluation) is only evaluated again.
     done = run_dir / "result.json"
+    want_eval = cfg.eval.model_dump(mode="json") if cfg.eval is not None else None
     if done.exists():
-        return json.loads(done.read_text())
-    from ..train.sft import train
-    # The held-out set is evaluated once, at the end: evaluating on it during training
-    # could only serve checkpoint picking (peeking at the test set) and costs time.
-    tcfg = cfg.train.model_copy(update={"model": cfg.train.model or cfg.model, "seed": cfg.train.seed + r,
-                                        "keep_best": False, "eval_steps": 10 ** 9, "data": [], "eval": []})
-    console.print(f"[sftflow] experiment: training arm '{arm}' run {r + 1}")
-    res = train(tcfg, train_file, heldout_file, out_dir=run_dir / "train", quiet=True)
-    out: dict[str, Any] = {"arm": arm, "run": r, "train_seed": tcfg.seed, "train_file": str(train_file),
-                           "train_examples": res.train_examples, "steps": res.steps,
-                           "train_eval_loss": res.eval_loss, "heldout_loss": res.eval_loss}
+        prev = json.loads(done.read_text())
+        if prev.get("eval_config") == want_eval:
+            return prev
+    trained = run_dir / "train" / "train_result.json"
+    if not trained.exists():
+        from ..train.sft import train
+        # The held-out set is evaluated once, at the end: evaluating on it during training
+        # could only serve checkpoint picking (peeking at the test set) and costs time.
+        tcfg = cfg.train.model_copy(update={"model": cfg.train.model or cfg.model, "seed": cfg.train.seed + r,
+                                            "keep_best": False, "eval_steps": 10 ** 9, "data": [], "eval": []})
+        console.print(f"[sftflow] experiment: training arm '{arm}' run {r + 1}")
+        train(tcfg, train_file, heldout_file, out_dir=run_dir / "train", quiet=True)
+    res = json.loads(trained.read_text())
+    out: dict[str, Any] = {"arm": arm, "run": r, "train_seed": cfg.train.seed + r, "train_file": str(train_file),
+                           "train_examples": res["train_examples"], "steps": res["steps"],
+                           "train_eval_loss": res["eval_loss"], "heldout_loss": res["eval_loss"],
+                           "eval_config": want_eval}
     if cfg.eval is not None:
         from ..evaluate.run import evaluate
-        model_dir = res.merged_dir or res.output_dir
+        console.print(f"[sftflow] experiment: evaluating arm '{arm}' run {r + 1}")
+        model_dir = res["merged_dir"] or res["output_dir"]
         m = evaluate(cfg.eval, model=str(model_dir), data=[str(heldout_file)], out_dir=run_dir / "eval")
         if cfg.eval.loss and (m.get("loss") or {}).get("tuned"):
             out["heldout_loss"] = m["loss"]["tuned"]["loss"]
