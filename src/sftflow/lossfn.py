@@ -13,10 +13,10 @@ training (``sftflow.templates.encode``), and the same speed levers:
 * **LM head only at scored positions.** For a 135M model with a 49k vocabulary the
   output projection (576 x 49,152) is ~21% of the forward FLOPs, yet only the
   response tokens are scored. We run the decoder, gather the hidden states that
-  predict a supervised token, and project only those. Some families post-process logits (Gemma's
-  soft-capping, Cohere's logit scale); rather than keep a list, the shortcut is checked
-  once per model against the model's own forward on a short example, and a model that
-  disagrees is scored with the full forward.
+  predict a supervised token, and project only those. Some families post-process
+  logits (Gemma's soft-capping, Cohere's logit scale); rather than keep a list, the
+  shortcut is checked once per model against the model's own forward on a short
+  example, and a model that disagrees is scored with the full forward.
 * **A shared prefix is computed once.** Examples often start with the same tokens
   (the template's default system prompt; for IFD's "response alone" everything up to
   the response). The keys/values of the start all examples of a call share are
@@ -31,6 +31,7 @@ whose loss is NaN/inf, or that has no supervised token gets a ``flag`` and ``mea
 
 from __future__ import annotations
 
+import copy
 import math
 import weakref
 from dataclasses import dataclass
@@ -159,10 +160,11 @@ def _batch_tensors(encs, pad_id: int, device, start: int = 0):
     return ids.to(device), mask.to(device), labels.to(device)
 
 
-def _prefix_cache(model, prefix, *, fast: bool):
-    """Keys/values of ``prefix`` (1-D ids), computed once and copied for each batch."""
+def _prefix_cache(model, prefix: list[int], device, *, fast: bool):
+    """Keys/values of the token ids ``prefix``, computed once and copied for each batch."""
+    import torch
     net = _split_model(model)[0] if fast else model
-    return net(input_ids=prefix[None], use_cache=True).past_key_values
+    return net(input_ids=torch.tensor([prefix], device=device), use_cache=True).past_key_values
 
 
 def _token_nll(model, ids, mask, labels, *, fast: bool, past=None):
@@ -171,8 +173,6 @@ def _token_nll(model, ids, mask, labels, *, fast: bool, past=None):
     ``past`` holds the keys/values of a start shared by every row and left out of
     ``ids`` (batch dimension 1): it is copied and repeated for the batch, never mutated.
     """
-    import copy
-
     import torch
     import torch.nn.functional as F
     # Token t is predicted by the hidden state at t-1.
@@ -279,16 +279,15 @@ def example_losses(model, tokenizer, examples: Iterable[Example | Sequence[dict[
             # The start every example shares (typically the template's system prompt):
             # its keys/values are computed once for the whole call.
             g_start = _shared_prefix([e for _, e in encs]) if share_prefix else 0
-            g_past = (_prefix_cache(model, torch.tensor(encs[0][1].input_ids[:g_start], device=device),
-                                    fast=fast) if g_start else None)
+            g_past = (_prefix_cache(model, encs[0][1].input_ids[:g_start], device, fast=fast)
+                      if g_start else None)
             for chunk in _batches(encs, batch_size):
                 batch = [e for _, e in chunk]
                 start, past = g_start, g_past
                 b_start = _shared_prefix(batch) if share_prefix else 0
                 if b_start >= g_start + _MIN_EXTRA_PREFIX:      # this batch shares more than that
                     start = b_start
-                    past = _prefix_cache(model, torch.tensor(batch[0].input_ids[:start], device=device),
-                                         fast=fast)
+                    past = _prefix_cache(model, batch[0].input_ids[:start], device, fast=fast)
                 ids, mask, labels = _batch_tensors(batch, pad_id, device, start)
                 rows, nll = _token_nll(model, ids, mask, labels, fast=fast, past=past)
                 sums = torch.zeros(len(chunk), dtype=torch.float64, device=nll.device)

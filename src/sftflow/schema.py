@@ -91,10 +91,19 @@ class Example:
         return self.messages[0]["content"] if self.messages[0]["role"] == "system" else None
 
     @property
+    def last_assistant(self) -> int:
+        """Index of the final assistant turn."""
+        return max(i for i, m in enumerate(self.messages) if m["role"] == "assistant")
+
+    @property
+    def context(self) -> list[dict[str, str]]:
+        """The conversation before the final assistant turn: what a model is prompted with."""
+        return self.messages[:self.last_assistant]
+
+    @property
     def prompt(self) -> str:
         """The last user message before the final assistant turn ('' when none)."""
-        last_assistant = max(i for i, m in enumerate(self.messages) if m["role"] == "assistant")
-        for m in reversed(self.messages[:last_assistant]):
+        for m in reversed(self.context):
             if m["role"] == "user":
                 return m["content"]
         return ""

@@ -88,8 +88,8 @@ class LengthFilter(Filter):
             per_ex[k].append(n)
         out = []
         for ex, ls in zip(examples, per_ex):
-            last_assistant = max(i for i, m in enumerate(ex.messages) if m["role"] == "assistant")
-            prompt_idx = max((i for i, m in enumerate(ex.messages[:last_assistant]) if m["role"] == "user"),
+            last_assistant = ex.last_assistant
+            prompt_idx = max((i for i, m in enumerate(ex.context) if m["role"] == "user"),
                              default=None)
             out.append({"instruction_tokens": ls[prompt_idx] if prompt_idx is not None else 0,
                         "response_tokens": ls[last_assistant], "total_tokens": sum(ls)})

@@ -13,13 +13,8 @@ from ..backends import GenParams
 from ..schema import Example
 
 
-def prompt_messages(ex: Example) -> list[dict[str, str]]:
-    last = max(i for i, m in enumerate(ex.messages) if m["role"] == "assistant")
-    return ex.messages[:last]
-
-
 def generate_answers(backend, examples: list[Example], params: GenParams) -> list[dict[str, Any]]:
-    completions = backend.generate([prompt_messages(e) for e in examples], params)
+    completions = backend.generate([e.context for e in examples], params)
     if len(completions) != len(examples):
         raise RuntimeError(f"backend returned {len(completions)} completions for {len(examples)} prompts")
     return [{"text": c.text, "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens,
@@ -29,7 +24,7 @@ def generate_answers(backend, examples: list[Example], params: GenParams) -> lis
 def side_by_side(examples: list[Example], base: list[dict] | None, tuned: list[dict] | None) -> list[dict]:
     rows = []
     for i, ex in enumerate(examples):
-        row: dict[str, Any] = {"id": ex.id, "prompt": prompt_messages(ex), "reference": ex.response}
+        row: dict[str, Any] = {"id": ex.id, "prompt": ex.context, "reference": ex.response}
         if base is not None:
             row["base"] = base[i]
         if tuned is not None:

@@ -37,8 +37,7 @@ STYLE_HINTS = {
 def replace_prompt(ex: Example, new_prompt: str) -> list[dict[str, str]]:
     """The conversation with its last user turn (the one the final answer replies to) replaced."""
     msgs = [dict(m) for m in ex.messages]
-    last_assistant = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
-    for i in range(last_assistant - 1, -1, -1):
+    for i in range(ex.last_assistant - 1, -1, -1):
         if msgs[i]["role"] == "user":
             msgs[i]["content"] = new_prompt
             return msgs

@@ -15,8 +15,9 @@ read off that interval, whatever it says: "better", "worse", or "no better than 
 
 Checkpoints are never chosen on the held-out set here (``keep_best`` is off and it is
 evaluated only after training): it is the test set of the experiment, and picking the
-best checkpoint on it would flatter every arm. Runs are resumable: a finished run's ``result.json`` is reused,
-and a trained run is only evaluated again when the ``eval`` section changed.
+best checkpoint on it would flatter every arm. Runs are resumable: a finished run's
+``result.json`` is reused, and a trained run is only evaluated again when the ``eval``
+section changed.
 """
 
 from __future__ import annotations
@@ -148,17 +149,18 @@ def _run_one(cfg: ExperimentConfig, arm: str, r: int, train_file: Path, heldout_
         prev = json.loads(done.read_text())
         if prev.get("eval_config") == want_eval:
             return prev
+    seed = cfg.train.seed + r
     trained = run_dir / "train" / "train_result.json"
     if not trained.exists():
         from ..train.sft import train
         # The held-out set is evaluated once, at the end: evaluating on it during training
         # could only serve checkpoint picking (peeking at the test set) and costs time.
-        tcfg = cfg.train.model_copy(update={"model": cfg.train.model or cfg.model, "seed": cfg.train.seed + r,
+        tcfg = cfg.train.model_copy(update={"model": cfg.train.model or cfg.model, "seed": seed,
                                             "keep_best": False, "eval_steps": 10 ** 9, "data": [], "eval": []})
         console.print(f"[sftflow] experiment: training arm '{arm}' run {r + 1}")
         train(tcfg, train_file, heldout_file, out_dir=run_dir / "train", quiet=True)
     res = json.loads(trained.read_text())
-    out: dict[str, Any] = {"arm": arm, "run": r, "train_seed": cfg.train.seed + r, "train_file": str(train_file),
+    out: dict[str, Any] = {"arm": arm, "run": r, "train_seed": seed, "train_file": str(train_file),
                            "train_examples": res["train_examples"], "steps": res["steps"],
                            "train_eval_loss": res["eval_loss"], "heldout_loss": res["eval_loss"],
                            "eval_config": want_eval}

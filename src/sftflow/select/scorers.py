@@ -55,12 +55,6 @@ def alone_messages(ex: Example) -> list[dict[str, str]]:
     return [{"role": "user", "content": ""}, {"role": "assistant", "content": ex.response}]
 
 
-def prompt_messages(ex: Example) -> list[dict[str, str]]:
-    """The conversation before the final assistant turn."""
-    last = max(i for i, m in enumerate(ex.messages) if m["role"] == "assistant")
-    return ex.messages[:last]
-
-
 def option_spec(ex: Example) -> tuple[list[str], int | None] | None:
     """(options, answer index) for a multiple-choice record, None for other records.
 
@@ -262,7 +256,7 @@ class ModelScorer:
             if spec is None:
                 continue
             specs[j] = spec
-            prompt = prompt_messages(ex)
+            prompt = ex.context
             for o in spec[0]:
                 convs.append(prompt + [{"role": "assistant", "content": o}])
                 owners.append(j)

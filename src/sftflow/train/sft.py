@@ -298,8 +298,7 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     cbs = [JsonlLogger(log_path)] + list(callbacks or [])
     if cfg.best_probe and has_eval:
         # before early stopping: both read the probe's rate from the same metrics
-        prompts = [e.messages[: max(i for i, m in enumerate(e.messages) if m["role"] == "assistant")]
-                   for e in eval_ex[: cfg.best_probe_prompts]]
+        prompts = [e.context for e in eval_ex[: cfg.best_probe_prompts]]
         cbs.append(ProbeMetric(prompts, tokenizer, cfg.best_probe))
     cbs += callbacks_for(cfg, log_path)
     guard = find(cbs, NonFiniteGuard)

@@ -40,8 +40,7 @@ def run_smoke(cfg: TrainConfig, out_dir: str | Path | None = None) -> int:
         supervised = res.supervised_tokens
         from ..backends import GenParams
         from ..backends.transformers_backend import TransformersBackend
-        prompt = load_examples(out / "smoke_eval.jsonl")[0].messages
-        prompt = prompt[: max(i for i, m in enumerate(prompt) if m["role"] == "assistant")]
+        prompt = load_examples(out / "smoke_eval.jsonl")[0].context
         backend = TransformersBackend(model=str(res.output_dir), batch_size=1)
         c = backend.generate([prompt], GenParams(max_new_tokens=96))[0]
         sample = {"text": c.text, "finish_reason": c.finish_reason, "error": c.error}
