@@ -47,7 +47,8 @@ SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "src"))
 
 from sftflow.curate.config import ExactDedupParams, NearDedupParams  # noqa: E402
-from sftflow.curate.dedup import ExactDedup, NearDedup, choose_bands, components, shingle_hashes  # noqa: E402
+from sftflow.curate.dedup import ExactDedup, NearDedup  # noqa: E402
+from sftflow.curate.minhash import choose_bands, components, shingle_hashes  # noqa: E402
 from sftflow.curate.filters import words  # noqa: E402
 from sftflow.schema import Example  # noqa: E402
 

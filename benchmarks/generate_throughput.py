@@ -123,7 +123,7 @@ def bench_http(n_requests, latency=0.1):
     import sys
     from sftflow.backends import GenParams
     from sftflow.backends.openai_backend import OpenAIBackend
-    proc = subprocess.Popen([sys.executable, "-m", "sftflow.backends.fake_server",
+    proc = subprocess.Popen([sys.executable, "-m", "sftflow.testing.fake_server",
                              "--latency", str(latency)], stdout=subprocess.PIPE, text=True)
     out = {}
     try:

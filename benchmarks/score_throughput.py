@@ -9,7 +9,7 @@ for each record the response loss given its instruction and the response loss al
 
 * peer: for each record and each of the two conversations, one fp32 forward of the
   full sequence, logits at every position, cross-entropy over the supervised tokens.
-* ours: ``ModelScorer`` (``sftflow.lossfn``): length-sorted batches, the start all
+* ours: ``ModelScorer`` (``sftflow.nll``): length-sorted batches, the start all
   records share computed once, LM head only at scored positions, bf16 only where the CPU
   has native bf16 (``precision=auto``); no cache (a cached rerun is reported apart).
 
@@ -83,9 +83,9 @@ def flop_floor(model, tok, records) -> dict[str, float]:
     decoder once for the prefix all conversations of a pass share, then for every
     other token; and the head only where a supervised token is predicted.
     """
-    from sftflow.lossfn import _shared_prefix
+    from sftflow.nll import _shared_prefix
     from sftflow.select.scorers import alone_messages
-    from sftflow.templates import encode
+    from sftflow.chat import encode
     head_w, emb_w = model.get_output_embeddings().weight, model.get_input_embeddings().weight
     head = head_w.numel()
     body = sum(p.numel() for p in model.parameters() if p is not head_w and p is not emb_w)
@@ -105,7 +105,7 @@ def flop_floor(model, tok, records) -> dict[str, float]:
 def plain_loop(model, tok, records):
     """The peer: one example at a time, full logits, fp32."""
     from sftflow.select.scorers import alone_messages
-    from sftflow.templates import encode
+    from sftflow.chat import encode
     out = []
     with torch.inference_mode():
         for ex in records:
@@ -126,7 +126,7 @@ def int8_check(model, tok, records, ref, tokens: int, batch_size: int) -> None:
 
     from scipy.stats import spearmanr
 
-    from sftflow.lossfn import example_losses
+    from sftflow.nll import example_losses
     from sftflow.select.scorers import alone_messages
     qm = copy.deepcopy(model)
     with warnings.catch_warnings():
@@ -161,7 +161,7 @@ def main() -> None:
     from sftflow.models import load_model, load_tokenizer, resolve_model
     from sftflow.select.cache import ScoreCache
     from sftflow.select.scorers import ModelScorer, alone_messages
-    from sftflow.templates import encode
+    from sftflow.chat import encode
 
     records = load_records(args.records)
     name = resolve_model("smollm2-135m-instruct")

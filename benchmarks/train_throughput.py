@@ -34,10 +34,10 @@ SHARED = ROOT.parent / "shared" / "data"
 
 def build_data(n: int, max_length: int, out: Path) -> Path:
     """Demo finance data plus real T0 records (when ../shared is present), encoded once."""
-    from sftflow.demo import demo_data
+    from sftflow.pipeline.demo import demo_data
     from sftflow.io import load_examples
     from sftflow.models import load_tokenizer
-    from sftflow.templates import encode_many
+    from sftflow.chat import encode_many
     tok = load_tokenizer()
     exs = load_examples(demo_data()[0])
     t0 = sorted((SHARED / "t0-sample").glob("*.jsonl")) if SHARED.exists() else []
@@ -147,7 +147,7 @@ def _train_encoded(cfg, rows, out: Path, callbacks, count):
 
     from sftflow.models import load_tokenizer
     from sftflow.train.packing import pack_rows
-    from sftflow.train.sft import Collator, ListDataset, SFTTrainerLite, build_model
+    from sftflow.train.sft import Collator, ListDataset, MaskedLossTrainer, build_model
     tok = load_tokenizer()
     model = build_model(cfg, "smollm2-135m-instruct")
     if cfg.packing:
@@ -175,7 +175,7 @@ def _train_encoded(cfg, rows, out: Path, callbacks, count):
                              remove_unused_columns=False, bf16=bool(cfg.bf16 is True),
                              train_sampling_strategy="group_by_length"
                              if cfg.group_by_length and not cfg.packing else "random")
-    trainer = SFTTrainerLite(model=model, args=args, train_dataset=ListDataset(rows),
+    trainer = MaskedLossTrainer(model=model, args=args, train_dataset=ListDataset(rows),
                              data_collator=counting, processing_class=tok, callbacks=callbacks)
     return trainer.train()
 

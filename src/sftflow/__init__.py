@@ -6,8 +6,8 @@ from .schema import Example, RecordError  # noqa: E402
 
 
 def encode(messages, tokenizer, *, train_on="assistant", max_length=None, template=None):
-    """Tokenize a conversation with exact labels; see ``sftflow.templates.encode``."""
-    from .templates import encode as _encode
+    """Tokenize a conversation with exact labels; see ``sftflow.chat.encode``."""
+    from .chat import encode as _encode
     return _encode(messages, tokenizer, train_on=train_on, max_length=max_length, template=template)
 
 

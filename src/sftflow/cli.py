@@ -26,7 +26,7 @@ STAGE_COMMANDS = (
     "sftflow.train.commands",     # train
     "sftflow.evaluate.commands",  # eval, judge
     "sftflow.report.commands",    # report
-    "sftflow.recipe_commands",    # run, demo
+    "sftflow.pipeline.commands",    # run, demo
 )
 
 

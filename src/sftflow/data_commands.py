@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .io import read_examples, write_examples, write_rejected
-from .templates import IGNORE_INDEX, EncodeError, ExampleTooLong, NoSupervisedTokens, encode
+from .chat import IGNORE_INDEX, EncodeError, ExampleTooLong, NoSupervisedTokens, encode
 
 
 def convert_cmd(

@@ -15,7 +15,9 @@ An empty text has no direction: its row is all zeros (cosine 0 with everything).
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,3 +86,26 @@ def embed_texts(texts: list[str], model: str | None = None, *, batch_size: int =
     emb = _normalise(emb)
     emb[[not t.strip() for t in texts]] = 0.0
     return emb
+
+
+class EmbeddingCache:
+    """Embeddings on disk keyed by (method, model, texts): resume without re-embedding."""
+
+    def __init__(self, folder: str | Path | None):
+        self.folder = Path(folder) if folder else None
+
+    def __call__(self, texts: list[str], *, method: str = "sbert", model: str | None = None) -> np.ndarray:
+        h = hashlib.sha256(f"{method}\0{model}\0".encode())
+        for t in texts:
+            h.update(t.encode("utf-8", "surrogatepass"))
+            h.update(b"\0")
+        path = self.folder / f"emb-{h.hexdigest()[:24]}.npy" if self.folder else None
+        if path is not None and path.exists():
+            return np.load(path)
+        emb = embed_texts(texts, model, method=method, progress=len(texts) > 2000)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, emb)
+            tmp.replace(path)
+        return emb

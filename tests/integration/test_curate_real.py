@@ -11,7 +11,7 @@ from sftflow.curate.contamination import find_leaks
 from sftflow.curate.dedup import NearDedup
 from sftflow.curate.filters import words
 from sftflow.curate.pipeline import curate
-from sftflow.curate.stats import compute_stats
+from sftflow.curate.describe import compute_stats
 from sftflow.io import load_examples, write_examples
 from sftflow.schema import Example
 
@@ -110,7 +110,7 @@ def test_leakage_between_seed_halves_and_copies(shared_data):
 
 
 def test_recipe_stage_hands_on_kept_file(shared_data, smol_path, tmp_path):
-    from sftflow.recipe import load_recipe, run_recipe
+    from sftflow.pipeline.recipe import load_recipe, run_recipe
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         f"name: t\nmodel: {smol_path}\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sftflow.backends.fake_server import FakeOpenAIServer
+from sftflow.testing.fake_server import FakeOpenAIServer
 from sftflow.cli import _register_all, app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,8 +141,8 @@ def test_bad_seed_file_is_a_clear_error(tmp_path):
 
 
 def test_recipe_loads_and_runs_the_generate_stage(tmp_path):
-    from sftflow.recipe import RunState, load_recipe
-    from sftflow.generate.stage import run_stage
+    from sftflow.pipeline.recipe import RunState, load_recipe
+    from sftflow.pipeline.stages.generate import run_stage
     from sftflow.io import load_examples, write_examples
     from sftflow.schema import Example
     r = load_recipe(ROOT / "recipes" / "generate.yaml")
@@ -164,7 +164,7 @@ def test_recipe_loads_and_runs_the_generate_stage(tmp_path):
 
 def test_unknown_recipe_key_is_rejected(tmp_path):
     from sftflow.config import ConfigError
-    from sftflow.recipe import load_recipe
+    from sftflow.pipeline.recipe import load_recipe
     bad = tmp_path / "r.yaml"
     bad.write_text("generate:\n  method: self-instruct\n  self_instruct:\n    nn: 5\n")
     with pytest.raises(ConfigError, match="did you mean 'n'"):

@@ -79,7 +79,7 @@ def test_select_without_instructions_is_an_error(tmp_path, app):
 
 
 def test_recipe_stage_hands_the_selection_to_the_next_stage(tmp_path, tiny_model_dir):
-    from sftflow.recipe import Recipe, run_recipe
+    from sftflow.pipeline.recipe import Recipe, run_recipe
     data = tmp_path / "pool.jsonl"
     write_examples(data, pool())
     recipe = Recipe.model_validate({
@@ -94,12 +94,12 @@ def test_recipe_stage_hands_the_selection_to_the_next_stage(tmp_path, tiny_model
 
 
 def test_shipped_recipe_loads_and_validates():
-    from sftflow.recipe import load_recipe
+    from sftflow.pipeline.recipe import load_recipe
     r = load_recipe(ROOT / "recipes" / "select.yaml")
     assert r.select is not None and r.select.selection.method == "diverse"
     assert "embedding" in r.select.score.scores
     for f in r.data.train + r.data.eval:
         assert (ROOT / f).exists()
-    from sftflow.select.experiment import load_experiment_config
+    from sftflow.pipeline.experiment import load_experiment_config
     cfg = load_experiment_config(ROOT / "recipes" / "select.yaml", budget=120)
     assert cfg.budget == 120 and cfg.random_arms == 3 and cfg.pool == r.data.train

@@ -8,7 +8,7 @@ import pytest
 
 from sftflow import Example
 from sftflow.io import write_examples
-from sftflow.select.experiment import (ExperimentConfig, diff_ci, load_experiment_config, mean_ci,
+from sftflow.pipeline.experiment import (ExperimentConfig, diff_ci, load_experiment_config, mean_ci,
                                        run_experiment, verdict)
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sftflow.demo import demo_data
+from sftflow.pipeline.demo import demo_data
 from sftflow.io import load_examples, write_examples
 from sftflow.train.config import TrainConfig
 from sftflow.train.sft import train

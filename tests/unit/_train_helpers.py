@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from transformers import Trainer, TrainingArguments
 
-from sftflow.templates import encode
+from sftflow.chat import encode
 
 PAIRS = [("What is 2+2?", "Answer: 4"), ("Capital of France?", "Answer: Paris"),
          ("Colour of the sky?", "Answer: blue"), ("What is 3+3?", "Answer: 6"),

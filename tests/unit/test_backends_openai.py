@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sftflow.backends import GenParams
-from sftflow.backends.fake_server import FakeOpenAIServer
+from sftflow.testing.fake_server import FakeOpenAIServer
 from sftflow.backends.openai_backend import OpenAIBackend, backoff_delay, parse_retry_after
 
 FAST = dict(backoff_base=0.01, backoff_max=0.05, timeout=0.5)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from sftflow.config import ConfigError, load_config
-from sftflow.recipe import Recipe, load_recipe
+from sftflow.pipeline.recipe import Recipe, load_recipe
 from sftflow.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]

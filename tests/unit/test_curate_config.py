@@ -58,7 +58,7 @@ def test_invalid_combinations():
 
 
 def test_shipped_recipe_loads_both_ways():
-    from sftflow.recipe import load_recipe
+    from sftflow.pipeline.recipe import load_recipe
     path = ROOT / "recipes" / "curate.yaml"
     recipe = load_recipe(path)
     assert recipe.curate is not None and recipe.curate.near_dedup.keep == "longest_response"

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from sftflow.curate.commands import register
 from sftflow.curate.config import LeakageParams
 from sftflow.curate.contamination import LeakageStep, find_leaks
-from sftflow.curate.dedup import shingle_hashes, ShingleSets
+from _shingle_sets import ShingleSets
+from sftflow.curate.minhash import shingle_hashes
 from sftflow.io import write_examples
 from sftflow.schema import Example
 

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sftflow.curate.config import ExactDedupParams, NearDedupParams, SemanticDedupParams
-from sftflow.curate.dedup import (ExactDedup, NearDedup, SemanticDedup, ShingleSets, choose_bands,
-                                  jaccard_many, near_duplicates, normalize_text, normalized_key,
-                                  shingle_hashes, similar_pairs, word_hashes)
+from _shingle_sets import ShingleSets
+from sftflow.curate.dedup import ExactDedup, NearDedup, SemanticDedup, similar_pairs
+from sftflow.curate.minhash import (choose_bands, jaccard_many, near_duplicates, normalize_text, normalized_key,
+                                    shingle_hashes, word_hashes)
 from sftflow.curate.filters import words
 from sftflow.schema import Example
 
@@ -161,7 +162,7 @@ def test_rensa_band_flags_agree_with_numpy_banding():
 
     import rensa
 
-    from sftflow.curate.dedup import _band_pairs
+    from sftflow.curate.minhash import _band_pairs
     rng = random.Random(0)
     vocab = [f"w{i}" for i in range(300)]
     base = [" ".join(rng.choice(vocab) for _ in range(30)) for _ in range(600)]
@@ -195,7 +196,7 @@ def test_word_hashes_agree_with_words(texts):
 
 
 def test_shingling_in_batches_equals_one_pass(monkeypatch):
-    import sftflow.curate.dedup as d
+    import sftflow.curate.minhash as d
     texts = [A, B, C, "", "short one", A + " " + C] * 5
     whole = d.shingle_hashes(texts, 5)
     monkeypatch.setattr(d, "_BATCH", 4)

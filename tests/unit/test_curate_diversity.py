@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from sftflow.curate.config import DiversityParams
-from sftflow.curate.diversity import DiversityStep, k_center_greedy, one_pass_cluster
+from sftflow.curate.diversity import DiversityStep
+from sftflow.diversity import k_center_greedy, one_pass_cluster
 from sftflow.schema import Example
 
 

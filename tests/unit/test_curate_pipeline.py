@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from sftflow.curate.commands import register
 from sftflow.curate.config import CurateConfig
+from sftflow.embed import EmbeddingCache
 from sftflow.curate.pipeline import build_steps, curate, run_steps
 from sftflow.io import read_examples, write_examples
 from sftflow.schema import Example, RecordError
@@ -173,14 +174,14 @@ def test_read_rejects_count_in_invariant(tmp_path, smol_tokenizer):
 
 
 def test_embedding_cache_resumes_without_embedding_again(tmp_path, monkeypatch):
-    from sftflow.curate import pipeline
-    cache = pipeline.EmbeddingCache(tmp_path / "cache")
+    from sftflow import embed
+    cache = EmbeddingCache(tmp_path / "cache")
     first = cache(["alpha beta", "gamma delta", "alpha beta gamma"], method="tfidf")
     assert len(list((tmp_path / "cache").glob("emb-*.npy"))) == 1
 
     def boom(*a, **k):
         raise AssertionError("embedded again")
-    monkeypatch.setattr(pipeline, "embed_texts", boom)
+    monkeypatch.setattr(embed, "embed_texts", boom)
     again = cache(["alpha beta", "gamma delta", "alpha beta gamma"], method="tfidf")
     assert (again == first).all()
     with pytest.raises(AssertionError, match="embedded again"):
@@ -200,8 +201,8 @@ def test_stats_cli_writes_json_and_plots(tmp_path, smol_path):
 
 
 def test_run_stage_leak_check_default_and_off(tmp_path, smol_path):
-    from sftflow.curate.stage import run_stage
-    from sftflow.recipe import Recipe, RunState
+    from sftflow.pipeline.stages.curate import run_stage
+    from sftflow.pipeline.recipe import Recipe, RunState
     train = [Example.single(p, r) for p, r in GOOD]
     write_examples(tmp_path / "train.jsonl", train)
     write_examples(tmp_path / "eval.jsonl", [train[0]])

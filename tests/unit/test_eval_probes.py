@@ -5,7 +5,7 @@ import pytest
 from sftflow.config import ConfigError
 from sftflow.evaluate.config import EvalConfig, ProbeSpec
 from sftflow.evaluate.probes import load_probes, max_ngram_repeats, run_probes
-from sftflow.evaluate.stats import wilson
+from sftflow.intervals import wilson
 
 ANSWERS = [
     {"text": "I'm sorry, but I can't help with that.", "finish_reason": "stop", "completion_tokens": 10},
@@ -84,7 +84,7 @@ def test_max_ngram_repeats():
 
 
 def test_paired_loss_delta_interval():
-    from sftflow.evaluate.loss import paired_delta_interval
+    from sftflow.evaluate.heldout import paired_delta_interval
     base = [{"id": str(i), "loss_sum": 2.0 * (i + 1), "tokens": i + 1, "flag": None} for i in range(6)]
     tuned = [{"id": str(i), "loss_sum": 1.5 * (i + 1), "tokens": i + 1, "flag": None} for i in range(6)]
     # every example improves by exactly 0.5 nats/token: the interval is that point

@@ -118,7 +118,7 @@ def test_cli_exits_non_zero_when_forgetting_exceeds_fail_threshold(tiny_pair, tm
 
 
 def test_shipped_recipe_loads_and_validates():
-    from sftflow.recipe import load_recipe
+    from sftflow.pipeline.recipe import load_recipe
     root = Path(__file__).resolve().parents[2]
     r = load_recipe(root / "recipes" / "eval.yaml")
     assert r.eval is not None and r.report is not None
@@ -131,9 +131,9 @@ def test_shipped_recipe_loads_and_validates():
 
 def test_recipe_stages_eval_then_report(tiny_pair, tmp_path):
     from sftflow.evaluate.run import EvalFailed
-    from sftflow.evaluate.stage import run_stage as eval_stage
-    from sftflow.recipe import Recipe, RunState
-    from sftflow.report.stage import run_stage as report_stage
+    from sftflow.pipeline.stages.evaluate import run_stage as eval_stage
+    from sftflow.pipeline.recipe import Recipe, RunState
+    from sftflow.pipeline.stages.report import run_stage as report_stage
     base, tuned, held, task = tiny_pair
     aced = _task_the_base_aces(base, task, tmp_path / "aced.jsonl")
     recipe = Recipe(model=base, eval={"max_new_tokens": 4, "loss": False, "choice": {"tasks": [str(aced)]}},

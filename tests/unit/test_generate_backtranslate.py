@@ -118,9 +118,9 @@ def test_replace_prompt_multi_turn():
 
 
 def test_recipe_stage_rewrites_the_current_training_data(tmp_path):
-    from sftflow.generate.stage import run_stage
+    from sftflow.pipeline.stages.generate import run_stage
     from sftflow.io import load_examples, write_examples
-    from sftflow.recipe import Recipe, RunState
+    from sftflow.pipeline.recipe import Recipe, RunState
     state = RunState(recipe=Recipe(), out_dir=tmp_path)
     state.train_path = tmp_path / "train.jsonl"
     write_examples(state.train_path, EXS)

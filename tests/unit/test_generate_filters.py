@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sftflow.generate.filters import Instance, InstructionFilter, postprocess_instances
+from sftflow.generate.instruction_checks import Instance, InstructionFilter, postprocess_instances
 from sftflow.generate.seeds import default_seeds_path, load_seed_tasks
 from sftflow.generate.self_instruct import (parse_input_first, parse_instructions, parse_output_first,
                                             parse_yes_no)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from sftflow.generate.config import ValidationConfig
 from sftflow.generate.validation import (clean_rewrite, entities, length_ratio, lost_entities,

@@ -10,7 +10,7 @@ from sftflow.io import write_examples
 from sftflow.schema import Example
 from sftflow.train.collate import PadCollator
 from sftflow.train.config import TrainConfig
-from sftflow.train.loss import supervised_loss_sum
+from sftflow.train.supervised_loss import supervised_loss_sum
 from sftflow.train.sft import train
 
 
@@ -67,7 +67,7 @@ def test_best_fit_decreasing_fills_rows():
 
 
 def test_packed_equals_unpacked_per_example(tiny_model_dir, smol_tokenizer):
-    from sftflow.templates import IGNORE_INDEX
+    from sftflow.chat import IGNORE_INDEX
     from sftflow.train.packing import PackedCollator, pack_rows
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

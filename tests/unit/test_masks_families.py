@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sftflow import encode
-from sftflow.templates import IGNORE_INDEX, TemplateError, assistant_spans
+from sftflow.chat import IGNORE_INDEX, TemplateError, assistant_spans
 
 trl = pytest.importorskip("trl")
 TEMPLATES = Path(trl.__file__).parent / "chat_templates"

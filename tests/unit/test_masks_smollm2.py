@@ -3,7 +3,7 @@
 import pytest
 
 from sftflow import encode
-from sftflow.templates import IGNORE_INDEX, ExampleTooLong, NoSupervisedTokens
+from sftflow.chat import IGNORE_INDEX, ExampleTooLong, NoSupervisedTokens
 from sftflow.train.collate import PadCollator
 
 SINGLE = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]
@@ -75,12 +75,12 @@ def test_all_masked_example_raises(smol_tokenizer, monkeypatch):
     # an empty answer still supervises <|im_end|>: that is the model learning to stop
     assert supervised(encode(msgs, smol_tokenizer)) == [31]  # "<|im_end|>" right after the header
     # a template that closes the final turn with nothing is refused, not trained silently
-    from sftflow.templates import TemplateError
+    from sftflow.chat import TemplateError
     with pytest.raises(TemplateError, match="could not learn to stop"):
         encode(msgs, smol_tokenizer, template="{% for m in messages %}{{ m['content'] }}\n{% endfor %}")
     # and if spans ever come back empty, encode raises instead of returning all -100
     import importlib
-    enc_mod = importlib.import_module("sftflow.templates.encode")
+    enc_mod = importlib.import_module("sftflow.chat.encode")
     monkeypatch.setattr(enc_mod, "assistant_spans", lambda m, t, tpl, mode: ("abc", []))
     with pytest.raises(NoSupervisedTokens):
         encode(msgs, smol_tokenizer)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sftflow import Example
 from sftflow.select.cache import ScoreCache
 from sftflow.select.scorers import ModelScorer, alone_messages, option_spec
-from sftflow.templates import encode
+from sftflow.chat import encode
 
 EXAMPLES = [
     Example.single("What is the capital of France?", "Paris."),

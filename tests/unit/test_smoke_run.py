@@ -5,7 +5,7 @@ import json
 from sftflow.io import write_examples
 from sftflow.schema import Example
 from sftflow.train.config import TrainConfig
-from sftflow.train.smoke_run import run_smoke
+from sftflow.train.smoke import run_smoke
 
 
 def data(tmp_path, n=40):

@@ -132,13 +132,13 @@ def test_final_eval_is_not_repeated_without_keep_best(tiny_model_dir, data, tmp_
     """The eval logged at the last step measured the final weights: no second pass."""
     from sftflow.train import sft
     calls = []
-    orig = sft.SFTTrainerLite.evaluate
+    orig = sft.MaskedLossTrainer.evaluate
 
     def counting(self, *a, **kw):
         calls.append(self.state.global_step)
         return orig(self, *a, **kw)
 
-    monkeypatch.setattr(sft.SFTTrainerLite, "evaluate", counting)
+    monkeypatch.setattr(sft.MaskedLossTrainer, "evaluate", counting)
     cfg = TrainConfig(model=tiny_model_dir, data=[str(data / "train.jsonl")], eval=[str(data / "eval.jsonl")],
                       max_steps=4, eval_steps=2, batch_size=4, lora_r=4, lora_alpha=8, keep_best=False)
     res = train(cfg, out_dir=tmp_path / "o", quiet=True)

@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         """Counts, token lengths, task types and diversity, duplicates and refusals of a dataset."""
         import json
         from ..io import read_examples
-        from .stats import compute_stats, print_summary, write_stats
+        from .describe import compute_stats, print_summary, write_stats
         if embed not in ("tfidf", "sbert", "none"):
             raise ConfigError(f"--embed must be tfidf, sbert or none, got {embed!r}")
         res = read_examples(data, fmt, skip_invalid=True)

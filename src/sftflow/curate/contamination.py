@@ -24,7 +24,7 @@ from ..embed import example_text
 from ..io import read_examples
 from ..schema import Example
 from .config import LeakageParams
-from .dedup import choose_bands, jaccard_many, minhash_candidates, shingle_hashes
+from .minhash import choose_bands, jaccard_many, minhash_candidates, shingle_hashes
 from .steps import Step, StepResult, measurements, reject
 
 

@@ -1,14 +1,7 @@
-"""Diversity selection on embeddings: K-Center-Greedy and one-pass clustering.
+"""The curate step ``diversity``: keep a diverse subset by K-Center-Greedy or a cap per cluster.
 
-Both take float32 rows that are L2-normalised (``sftflow.embed.embed_texts``), so the
-cosine distance is ``1 - a @ b``.
-
-- ``k_center_greedy`` picks, again and again, the point farthest from everything
-  picked so far: a 2-approximation of the minimax cover (Sener & Savarese, core-sets),
-  which spreads a budget over the whole space instead of the densest region.
-- ``one_pass_cluster`` streams once over the rows, joining the nearest centroid when
-  the cosine similarity reaches ``threshold`` and starting a new cluster otherwise.
-  Linear in N times the number of clusters, no N x N matrix.
+The geometry (``k_center_greedy``, ``one_pass_cluster``) lives in ``sftflow.diversity``,
+shared with selection.
 """
 
 from __future__ import annotations
@@ -17,83 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from ..diversity import k_center_greedy, one_pass_cluster
 from ..embed import embed_texts, example_text
 from ..schema import Example
 from .config import DiversityParams
 from .steps import Step, StepResult, measurements, reject
-
-
-def k_center_greedy(emb: np.ndarray, budget: int, *, seed: int = 0,
-                    already: list[int] | None = None) -> list[int]:
-    """Indices of ``budget`` new centres, in the order picked (``already`` are fixed centres).
-
-    The first centre (when ``already`` is empty) is drawn with ``seed``; every later one
-    is the row whose cosine distance to its nearest centre is largest (ties: lowest index).
-    """
-    emb = np.asarray(emb, dtype=np.float32)
-    n = emb.shape[0]
-    already = list(already or [])
-    budget = max(0, min(int(budget), n - len(set(already))))
-    if budget == 0 or n == 0:
-        return []
-    min_dist = np.full(n, np.inf, dtype=np.float32)
-    chosen = np.zeros(n, dtype=bool)
-    for i in already:
-        chosen[i] = True
-        np.minimum(min_dist, 1.0 - emb @ emb[i], out=min_dist)
-    picked: list[int] = []
-    if not already:
-        first = int(np.random.default_rng(seed).integers(n))
-        picked.append(first)
-        chosen[first] = True
-        np.minimum(min_dist, 1.0 - emb @ emb[first], out=min_dist)
-    while len(picked) < budget:
-        cand = np.where(chosen, -np.inf, min_dist)
-        nxt = int(np.argmax(cand))
-        picked.append(nxt)
-        chosen[nxt] = True
-        np.minimum(min_dist, 1.0 - emb @ emb[nxt], out=min_dist)
-    return picked
-
-
-def one_pass_cluster(emb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster id per row, cosine distance of the row to its cluster's final centroid).
-
-    Rows are taken in order; a row joins the most similar centroid when the cosine
-    similarity is >= ``threshold``, else it starts a new cluster. Centroids are running
-    means (renormalised for the comparison), so the result is deterministic given the order.
-    """
-    emb = np.asarray(emb, dtype=np.float32)
-    n = emb.shape[0]
-    ids = np.zeros(n, dtype=np.int64)
-    if n == 0:
-        return ids, np.zeros(0, dtype=np.float32)
-    dim = emb.shape[1]
-    cap = 64
-    sums = np.zeros((cap, dim), dtype=np.float32)     # running sums of members
-    cents = np.zeros((cap, dim), dtype=np.float32)    # normalised centroids
-    k = 0
-    for i in range(n):
-        v = emb[i]
-        if k:
-            sims = cents[:k] @ v
-            j = int(np.argmax(sims))
-            if sims[j] >= threshold:
-                ids[i] = j
-                sums[j] += v
-                norm = np.linalg.norm(sums[j])
-                cents[j] = sums[j] / norm if norm > 0 else 0.0
-                continue
-        if k == cap:
-            cap *= 2
-            sums = np.vstack([sums, np.zeros_like(sums)])
-            cents = np.vstack([cents, np.zeros_like(cents)])
-        ids[i] = k
-        sums[k] = v
-        cents[k] = v
-        k += 1
-    dist = 1.0 - np.einsum("ij,ij->i", emb, cents[ids])
-    return ids, np.clip(dist, 0.0, 2.0).astype(np.float32)
 
 
 class DiversityStep(Step):

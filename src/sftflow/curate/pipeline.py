@@ -15,7 +15,6 @@ after an interruption (or with a different threshold) does not embed again.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..embed import embed_texts
+from ..embed import EmbeddingCache
 from ..io import Rejected, read_examples, write_examples, write_manifest, write_rejected
 from ..schema import Example
 from .config import CurateConfig
@@ -33,29 +32,6 @@ from .diversity import DiversityStep
 from .filters import (EmptyFilter, LengthFilter, RefusalFilter, RepetitionFilter, TemplateLeakFilter,
                       TruncationFilter)
 from .steps import Step
-
-
-class EmbeddingCache:
-    """Embeddings on disk keyed by (method, model, texts): resume without re-embedding."""
-
-    def __init__(self, folder: str | Path | None):
-        self.folder = Path(folder) if folder else None
-
-    def __call__(self, texts: list[str], *, method: str = "sbert", model: str | None = None) -> np.ndarray:
-        h = hashlib.sha256(f"{method}\0{model}\0".encode())
-        for t in texts:
-            h.update(t.encode("utf-8", "surrogatepass"))
-            h.update(b"\0")
-        path = self.folder / f"emb-{h.hexdigest()[:24]}.npy" if self.folder else None
-        if path is not None and path.exists():
-            return np.load(path)
-        emb = embed_texts(texts, model, method=method, progress=len(texts) > 2000)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, emb)
-            tmp.replace(path)
-        return emb
 
 
 def build_steps(cfg: CurateConfig, *, model: str | None = None, tokenizer=None,
@@ -152,7 +128,7 @@ def write_outputs(result: CurateResult, out: Path, cfg: CurateConfig, *, inputs:
     counts = {"input": result.n_input, "kept": len(result.kept), "rejected": len(result.rejected),
               "rejected_by_step": by_step, "steps": result.funnel}
     if cfg.stats:
-        from .stats import compute_stats, print_summary, write_stats
+        from .describe import compute_stats, print_summary, write_stats
         result.stats = compute_stats(result.kept, tokenizer=tokenizer, model=cfg.model or model,
                                      funnel=result.funnel, embed_method=cfg.stats_embed)
         write_stats(result.stats, out, plots=cfg.plots)

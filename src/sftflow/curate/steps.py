@@ -15,7 +15,7 @@ person can read and the measured value, so ``kept + rejected == input`` holds pe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from ..io import Rejected
 from ..schema import Example
@@ -82,7 +82,3 @@ class Filter(Step):
             value = decision[2] if len(decision) > 2 else m
             result.rejected.append(reject(ex, self.name, reason, value))
         return result
-
-
-def apply_filter(flt: Filter, examples: Iterable[Example]) -> StepResult:
-    return flt.run(list(examples))

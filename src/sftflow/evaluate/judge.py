@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import GenParams
-from .stats import bootstrap_mean, bootstrap_rates
+from ..intervals import bootstrap_mean, bootstrap_rates
 
 OUTCOMES = ("win", "tie", "loss")
 _PAIR_RE = re.compile(r"\[\[\s*([ABC])\s*\]\]")

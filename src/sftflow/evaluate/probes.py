@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from ..config import ConfigError, validate
 from .config import DEFAULT_PROBES, ProbeSpec
-from .stats import rate
+from ..intervals import rate
 
 
 def _length(answer: dict[str, Any], unit: str) -> float:

@@ -23,7 +23,7 @@ from ..io import load_examples, sha256_file, write_jsonl, write_manifest
 from ..models import load_model, load_tokenizer, weights_hash
 from .config import EvalConfig
 from .generations import generate_answers, side_by_side
-from .loss import compare, heldout_loss, per_example_table
+from .heldout import compare, heldout_loss, per_example_table
 from .probes import run_probes
 
 console = Console(stderr=True)

@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
     ):
         """Self-Instruct: bootstrap instructions from seed tasks, then instances; resumable."""
-        from .stage import run_generate
+        from ..pipeline.stages.generate import run_generate
         cfg = _config("self-instruct", backend=backend, model=model, base_url=base_url,
                       api_key_env=api_key_env, concurrency=concurrency, max_retries=max_retries,
                       timeout=timeout, batch_size=batch_size, seed=seed, quiet=quiet,
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         timeout: float = TIMEOUT, batch_size: int = BATCH_SIZE, seed: int = SEED, quiet: bool = QUIET,
     ):
         """Rewrite each instruction k ways in different styles, keeping the response."""
-        from .stage import run_generate
+        from ..pipeline.stages.generate import run_generate
         cfg = _config("paraphrase", backend=backend, model=model, base_url=base_url,
                       api_key_env=api_key_env, concurrency=concurrency, max_retries=max_retries,
                       timeout=timeout, batch_size=batch_size, seed=seed, quiet=quiet,
@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
         timeout: float = TIMEOUT, batch_size: int = BATCH_SIZE, seed: int = SEED, quiet: bool = QUIET,
     ):
         """Translate each instruction to a pivot language and back."""
-        from .stage import run_generate
+        from ..pipeline.stages.generate import run_generate
         cfg = _config("roundtrip", backend=backend, model=model, base_url=base_url,
                       api_key_env=api_key_env, concurrency=concurrency, max_retries=max_retries,
                       timeout=timeout, batch_size=batch_size, seed=seed, quiet=quiet,
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
         timeout: float = TIMEOUT, batch_size: int = BATCH_SIZE, seed: int = SEED, quiet: bool = QUIET,
     ):
         """Instruction backtranslation (Humpback): write the instruction each text answers, then self-curate."""
-        from .stage import run_generate
+        from ..pipeline.stages.generate import run_generate
         cfg = _config("backtranslate", backend=backend, model=model, base_url=base_url,
                       api_key_env=api_key_env, concurrency=concurrency, max_retries=max_retries,
                       timeout=timeout, batch_size=batch_size, seed=seed, quiet=quiet,

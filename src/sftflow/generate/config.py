@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ..config import StrictModel
-from .filters import BLACKLIST
+from .instruction_checks import BLACKLIST
 
 Method = Literal["self-instruct", "paraphrase", "roundtrip", "backtranslate"]
 

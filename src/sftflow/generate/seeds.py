@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..schema import RecordError
-from .filters import Instance
+from .instruction_checks import Instance
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ..backends import GenParams
 from ..io import Rejected
 from ..schema import Example
 from .config import GenerateConfig
-from .filters import Instance, InstructionFilter, postprocess_instances
+from .instruction_checks import Instance, InstructionFilter, postprocess_instances
 from .prompting import prompt_id, render
 from .seeds import SeedTask, default_seeds_path, load_seed_tasks
 from .session import Session, build_backend, write_outputs

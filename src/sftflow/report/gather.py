@@ -147,7 +147,7 @@ def task_counts(rows: list[dict]) -> Counter:
     """Task label per example: metadata 'task' or 'category' when the data has one,
     else the curation stage's prompt-type heuristic, else the source file."""
     try:
-        from ..curate.stats import task_type
+        from ..task_types import task_type
     except ImportError:   # curation is optional; fall back to the source name
         task_type = None
     c: Counter = Counter()

@@ -41,7 +41,7 @@ class ModelIdentity:
 
 def template_id(tokenizer, template: str | None) -> str:
     """'chatml' / 'own:<sha12>': the name of a fallback, or a hash of the Jinja text used."""
-    from ..templates import resolve_template
+    from ..chat import resolve_template
     text = resolve_template(tokenizer, template)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     if template and "{" not in template:

@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         set_: Optional[list[str]] = typer.Option(None, "--set", help="override: train.max_steps=20"),
     ):
         """Train on the selection and on R random subsets of the same size; compare held-out results."""
-        from .experiment import load_experiment_config, run_experiment
+        from ..pipeline.experiment import load_experiment_config, run_experiment
         cfg = load_experiment_config(config, set_, pool=pool, heldout=heldout, budget=budget,
                                      random_arms=arms, model=model)
         result = run_experiment(cfg, out)

@@ -1,6 +1,6 @@
 """Model signals for selection: response loss/perplexity, IFD, option probabilities, embeddings.
 
-Every loss comes from ``sftflow.lossfn.example_losses`` (the training masks, the
+Every loss comes from ``sftflow.nll.example_losses`` (the training masks, the
 model's chat template) through ``ScoreCache``; the model is loaded only when something
 is not cached. Results land in ``metadata["scores"]`` under stable names:
 
@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..lossfn import ExampleLoss, example_losses, resolve_precision
+from ..nll import ExampleLoss, example_losses, resolve_precision
 from ..schema import Example, RecordError, content_id
 from .cache import ModelIdentity, ScoreCache, template_id
 

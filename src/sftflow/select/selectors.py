@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..curate.diversity import k_center_greedy
+from ..diversity import k_center_greedy
 from ..schema import Example
 from .config import SelectionConfig
 from .rules import parse_rule, score_column

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..templates import IGNORE_INDEX
+from ..chat import IGNORE_INDEX
 
 
 @dataclass

@@ -88,7 +88,7 @@ def train_cmd(
                              eval_steps=eval_steps, merge=merge, gradient_checkpointing=gradient_checkpointing,
                              bf16=bf16, seed=seed, smoke=smoke, resume=resume, fmt=fmt, output=output)
     if cfg.smoke:
-        from .smoke_run import run_smoke
+        from .smoke import run_smoke
         raise typer.Exit(run_smoke(cfg))
     res = train(cfg)
     from accelerate import PartialState

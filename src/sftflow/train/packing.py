@@ -14,11 +14,11 @@ Short rows in a batch are padded with a block of their own (positions restarting
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from ..templates import IGNORE_INDEX
+from ..chat import IGNORE_INDEX
 
 
 def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -61,7 +61,6 @@ def pack_rows(rows: list[dict[str, list[int]]], capacity: int) -> list[dict[str,
 @dataclass
 class PackedCollator:
     pad_token_id: int
-    real_tokens: int = field(default=0, init=False)    # non-padding tokens of the last batch
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         longest = max(len(f["input_ids"]) for f in features)
@@ -75,5 +74,4 @@ class PackedCollator:
             labels[i, :k] = torch.tensor(f["labels"])
             position_ids[i, :k] = torch.tensor(f["position_ids"])
             position_ids[i, k:] = torch.arange(longest - k)      # padding is a block of its own
-        self.real_tokens = sum(len(f["input_ids"]) for f in features)
         return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}

@@ -28,11 +28,11 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from ..config import dump_yaml
 from ..io import Rejected, read_examples, write_examples, write_rejected
 from ..models import load_model, load_tokenizer, resolve_model
-from ..templates import encode_many
+from ..chat import encode_many
 from .callbacks import NonFiniteGuard, ProbeMetric, callbacks_for, check_report_to, find, last_good_checkpoint
 from .collate import PadCollator
 from .config import TrainConfig
-from .loss import supervised_loss_sum
+from .supervised_loss import supervised_loss_sum
 from .packing import PackedCollator, pack_rows
 
 console = Console(stderr=True)
@@ -81,7 +81,7 @@ class Collator:
         return self.packed(features) if "position_ids" in features[0] else self.padded(features)
 
 
-class SFTTrainerLite(Trainer):
+class MaskedLossTrainer(Trainer):
     """Trainer whose loss is normalised by supervised tokens across the accumulated batch."""
 
     def __init__(self, *args, fast_head: bool = True, **kwargs):
@@ -149,7 +149,7 @@ def prepare_splits(cfg: TrainConfig, train_path=None, eval_path=None):
     if eval_files:
         heldout = read_examples(eval_files, cfg.format).examples
     else:
-        from ..recipe import split_heldout
+        from ..splits import split_heldout
         train, heldout = split_heldout(train, cfg.eval_fraction, cfg.seed)
     return train, heldout
 
@@ -302,7 +302,7 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         cbs.append(ProbeMetric(prompts, tokenizer, cfg.best_probe))
     cbs += callbacks_for(cfg, log_path)
     guard = find(cbs, NonFiniteGuard)
-    trainer = SFTTrainerLite(
+    trainer = MaskedLossTrainer(
         model=model, args=args,
         train_dataset=ListDataset(train_rows),
         eval_dataset=ListDataset([e.to_dict() for e in eval_enc]) if has_eval else None,

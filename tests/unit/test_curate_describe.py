@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from sftflow.curate.stats import compute_stats, shannon_entropy, task_type, write_stats
+from sftflow.curate.describe import compute_stats, shannon_entropy, write_stats
+from sftflow.task_types import task_type
 from sftflow.schema import Example
 
 

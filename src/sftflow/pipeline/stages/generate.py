@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..io import load_examples, write_examples
-from ..schema import Example
-from .config import GenerateConfig
+from ...io import load_examples, write_examples
+from ...schema import Example
+from ...generate.config import GenerateConfig
 
 
 def run_generate(cfg: GenerateConfig, out_dir: str | Path, *, backend=None,
                  examples: list[Example] | None = None) -> dict[str, Any]:
     """Run ``cfg.method`` into OUT_DIR; returns the manifest counts."""
     if cfg.method == "self-instruct":
-        from .self_instruct import run_self_instruct
+        from ...generate.self_instruct import run_self_instruct
         return run_self_instruct(cfg, out_dir, backend=backend)
-    from .backtranslate import run_backtranslate, run_paraphrase, run_roundtrip
+    from ...generate.backtranslate import run_backtranslate, run_paraphrase, run_roundtrip
     if cfg.method == "backtranslate":
         return run_backtranslate(cfg, out_dir, backend=backend)
     runner = run_paraphrase if cfg.method == "paraphrase" else run_roundtrip

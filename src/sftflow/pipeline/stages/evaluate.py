@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..recipe import RunState
-from .config import EvalConfig
-from .run import EvalFailed, evaluate
+from ...evaluate.config import EvalConfig
+from ...evaluate.run import EvalFailed, evaluate
 
 
 def run_stage(cfg: EvalConfig, state: RunState) -> None:

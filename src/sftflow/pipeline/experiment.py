@@ -36,10 +36,9 @@ from ..config import StrictModel, apply_overrides, validate
 from ..evaluate.config import EvalConfig
 from ..io import read_examples, write_examples, write_manifest
 from ..train.config import TrainConfig
-from .config import SelectConfig
+from ..select.config import SelectConfig
 
 console = Console(stderr=True)
-LOWER_IS_BETTER = {"heldout_loss": True}
 
 
 class ExperimentConfig(StrictModel):
@@ -220,9 +219,9 @@ def _plot(metrics: list[str], runs: list[dict], arms: dict[str, dict], path: Pat
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path) -> dict[str, Any]:
-    from ..recipe import split_heldout
-    from .pipeline import score_and_select
-    from .selectors import resolve_budget
+    from ..splits import split_heldout
+    from ..select.pipeline import score_and_select
+    from ..select.selectors import resolve_budget
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Scoring (perplexity, IFD, option probabilities) and held-out evaluation all reduce to
 "sum of negative log-likelihood over the supervised tokens of one example". Doing it
 here, once, means every number uses the same chat template and the same masks as
-training (``sftflow.templates.encode``), and the same speed levers:
+training (``sftflow.chat.encode``), and the same speed levers:
 
 * **Length-sorted batches.** Examples are sorted by token count (longest first, so a
   memory problem shows up on the first batch, not after an hour), and a batch ends
@@ -229,7 +229,7 @@ def example_losses(model, tokenizer, examples: Iterable[Example | Sequence[dict[
     """
     import torch
 
-    from .templates import ExampleTooLong, NoSupervisedTokens, encode
+    from .chat import ExampleTooLong, NoSupervisedTokens, encode
 
     items = list(examples)
     out: list[ExampleLoss | None] = [None] * len(items)
@@ -308,13 +308,3 @@ def example_losses(model, tokenizer, examples: Iterable[Example | Sequence[dict[
             bar.stop()
         model.train(was_training)
     return out  # type: ignore[return-value]
-
-
-def mean_loss(losses: Iterable[ExampleLoss]) -> float:
-    """Token-weighted mean over unflagged examples (NaN when there are none)."""
-    tot = n = 0
-    for x in losses:
-        if x.flag is None:
-            tot += x.loss_sum
-            n += x.n_tokens
-    return tot / n if n else math.nan

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .config import TrainConfig
-from .sft import train
+from ...train.config import TrainConfig
+from ...train.sft import train
 
 
 def run_stage(cfg: TrainConfig, state) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 
 from ..recipe import RunState
-from .build import build_report
-from .config import ReportConfig
+from ...report.build import build_report
+from ...report.config import ReportConfig
 
 
 def run_stage(cfg: ReportConfig, state: RunState) -> None:

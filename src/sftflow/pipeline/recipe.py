@@ -13,22 +13,22 @@ never leak it into training.
 from __future__ import annotations
 
 import importlib
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from .config import StrictModel, dump_yaml, load_config
-from .io import read_examples, write_examples, write_rejected
-from .models import DEFAULT_MODEL
-from .curate.config import CurateConfig
-from .generate.config import GenerateConfig
-from .evaluate.config import EvalConfig
-from .report.config import ReportConfig
-from .select.config import SelectConfig
-from .train.config import TrainConfig
+from ..config import StrictModel, dump_yaml, load_config
+from ..io import read_examples, write_examples, write_rejected
+from ..models import DEFAULT_MODEL
+from ..splits import split_heldout
+from ..curate.config import CurateConfig
+from ..generate.config import GenerateConfig
+from ..evaluate.config import EvalConfig
+from ..report.config import ReportConfig
+from ..select.config import SelectConfig
+from ..train.config import TrainConfig
 
 
 class DataSection(StrictModel):
@@ -55,12 +55,12 @@ class Recipe(StrictModel):
 
 # stage name -> "module:function"; each function is run_stage(cfg, state) -> None.
 STAGE_RUNNERS: dict[str, str] = {
-    "generate": "sftflow.generate.stage:run_stage",
-    "curate": "sftflow.curate.stage:run_stage",
-    "select": "sftflow.select.stage:run_stage",
-    "train": "sftflow.train.stage:run_stage",
-    "eval": "sftflow.evaluate.stage:run_stage",
-    "report": "sftflow.report.stage:run_stage",
+    "generate": "sftflow.pipeline.stages.generate:run_stage",
+    "curate": "sftflow.pipeline.stages.curate:run_stage",
+    "select": "sftflow.pipeline.stages.select:run_stage",
+    "train": "sftflow.pipeline.stages.train:run_stage",
+    "eval": "sftflow.pipeline.stages.evaluate:run_stage",
+    "report": "sftflow.pipeline.stages.report:run_stage",
 }
 STAGE_ORDER = ("generate", "curate", "select", "train", "eval", "report")
 
@@ -82,18 +82,6 @@ class RunState:
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     return load_config(Recipe, path, overrides)
-
-
-def split_heldout(examples, fraction: float, seed: int):
-    """Seeded split; returns (train, heldout). At least one example on each side."""
-    idx = list(range(len(examples)))
-    random.Random(seed).shuffle(idx)
-    n_eval = max(1, round(len(examples) * fraction))
-    if n_eval >= len(examples):
-        raise ValueError(f"cannot hold out {n_eval} of {len(examples)} examples")
-    held = set(idx[:n_eval])
-    return ([e for i, e in enumerate(examples) if i not in held],
-            [e for i, e in enumerate(examples) if i in held])
 
 
 def prepare_data(state: RunState) -> None:

@@ -1,6 +1,6 @@
 """Held-out loss and perplexity on response tokens, base vs tuned.
 
-Per-example losses come from ``sftflow.lossfn.example_losses`` (the same chat
+Per-example losses come from ``sftflow.nll.example_losses`` (the same chat
 template and masks as training), so "eval loss" here and in the trainer's log mean
 the same thing. The aggregate is token-weighted: total NLL over total supervised
 tokens, which is what perplexity is defined over; the mean of per-example means is
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..lossfn import example_losses
+from ..nll import example_losses
 
 
 def perplexity(mean_nll: float) -> float:

@@ -16,7 +16,7 @@ import inspect
 import torch
 import torch.nn.functional as F
 
-from ..templates import IGNORE_INDEX
+from ..chat import IGNORE_INDEX
 
 
 def _base(model):

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from sftflow import Example
-from sftflow.lossfn import ExampleLoss, example_losses, mean_loss
-from sftflow.templates import encode
+from sftflow.nll import example_losses
+from sftflow.chat import encode
 
 EXAMPLES = [
     Example.single("What is 2 + 2?", "4"),
@@ -130,15 +130,8 @@ def test_bf16_close_to_fp32(tiny):
         assert y.mean == pytest.approx(x.mean, rel=0.02)
 
 
-def test_mean_loss_is_token_weighted_and_skips_flagged():
-    xs = [ExampleLoss("a", 6.0, 3, 2.0), ExampleLoss("b", 1.0, 1, 1.0),
-          ExampleLoss("c", math.nan, 0, math.nan, "too_long")]
-    assert mean_loss(xs) == pytest.approx(7.0 / 4)
-    assert math.isnan(mean_loss(xs[2:]))
-
-
 def test_shared_prefix_is_computed_once_and_changes_nothing(tiny):
-    from sftflow.lossfn import _shared_prefix
+    from sftflow.nll import _shared_prefix
     model, tok = tiny
     single = [e for e in EXAMPLES if e.system is None]          # all start with the default system prompt
     encs = [encode(e.messages, tok, train_on="last") for e in single]
@@ -157,7 +150,7 @@ def test_shared_prefix_is_computed_once_and_changes_nothing(tiny):
 
 def test_common_prefix_runs_through_the_model_once(tiny):
     """With the shared start computed once per call, the decoder sees it once, not per batch."""
-    from sftflow.lossfn import _shared_prefix
+    from sftflow.nll import _shared_prefix
     model, tok = tiny
     single = [e for e in EXAMPLES if e.system is None]
     encs = [encode(e.messages, tok, train_on="last") for e in single]
@@ -177,7 +170,7 @@ def test_common_prefix_runs_through_the_model_once(tiny):
 def test_batches_cut_where_padding_would_dominate():
     from types import SimpleNamespace
 
-    from sftflow.lossfn import _batches
+    from sftflow.nll import _batches
     lengths = [100, 98, 70, 69, 60, 10]                  # sorted longest first, as example_losses does
     encs = [(i, SimpleNamespace(input_ids=[0] * n)) for i, n in enumerate(lengths)]
     # 70 < 0.75 * 100 starts a batch; 60 >= 0.75 * 70 joins it; 10 goes alone

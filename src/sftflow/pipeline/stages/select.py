@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .config import SelectConfig
-from .pipeline import score_and_select
+from ...select.config import SelectConfig
+from ...select.pipeline import score_and_select
 
 
 def run_stage(cfg: SelectConfig, state) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .config import dump_yaml
-from .models import DEFAULT_MODEL, resolve_model
+from ..config import dump_yaml
+from ..models import DEFAULT_MODEL, resolve_model
 
 console = Console()
 
@@ -41,9 +41,9 @@ FORGETTING_QUESTIONS = 100
 
 
 def demo_configs(out: Path, *, epochs: float, max_steps: int, limit: int | None):
-    from .evaluate.config import ChoiceSection, EvalConfig, ProbeSpec
-    from .io import load_examples, write_examples
-    from .train.config import TrainConfig
+    from ..evaluate.config import ChoiceSection, EvalConfig, ProbeSpec
+    from ..io import load_examples, write_examples
+    from ..train.config import TrainConfig
     train_file, heldout = demo_data()
     # The trainer's periodic evaluation (for the best checkpoint) uses a slice of the
     # held-out set; the final base-vs-tuned evaluation uses more of it.
@@ -100,8 +100,8 @@ def summary_table(metrics: dict) -> Table:
 
 def run_demo(out: Path, *, epochs: float = 1.0, max_steps: int = DEMO_STEPS, limit: int | None = None,
              report: bool = True) -> int:
-    from .evaluate.run import evaluate
-    from .train.sft import train
+    from ..evaluate.run import evaluate
+    from ..train.sft import train
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train_file, heldout = demo_data()
@@ -123,7 +123,7 @@ def run_demo(out: Path, *, epochs: float = 1.0, max_steps: int = DEMO_STEPS, lim
     if report:
         console.rule("[bold]3/3 report")
         try:
-            from .report import build_report
+            from ..report import build_report
         except ImportError as e:
             console.print(f"[yellow]report skipped: {e}")
         else:

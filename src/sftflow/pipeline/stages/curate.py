@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import CurateConfig
-from .pipeline import curate
+from ...curate.config import CurateConfig
+from ...curate.pipeline import curate
 
 
 def run_stage(cfg: CurateConfig, state) -> None:

@@ -1,0 +1,143 @@
+"""Raw record -> ``Example``, one branch per input format, and nowhere else in sftflow.
+
+Alpaca (instruction/input/output), ShareGPT (conversations: from/value), OpenAI
+``messages``, ``prompt``/``completion`` and sftflow's own records. A bad record raises
+``RecordError`` naming the field; the reader adds the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ..schema import Example, RecordError, validate_messages
+
+FORMATS = ("auto", "sftflow", "messages", "sharegpt", "alpaca", "prompt_completion")
+
+# End-of-text markers that some datasets bake into completions (T0 ends every
+# completion with a literal "<|endoftext|>"). They are the *source* model's stop
+# token, not text: the chat template adds the right one for the model we train.
+EOS_LITERALS = ("<|endoftext|>", "</s>", "<|im_end|>", "<|eot_id|>", "<eos>", "<|end|>")
+
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "chatgpt": "assistant", "bing": "assistant", "bard": "assistant",
+                  "model": "assistant", "system": "system"}
+
+
+def detect_format(rec: dict[str, Any]) -> str:
+    if "messages" in rec:
+        return "sftflow" if "metadata" in rec or "id" in rec else "messages"
+    if "conversations" in rec:
+        return "sharegpt"
+    # One identifying key is enough: a record with "instruction" but no "output" is a
+    # broken Alpaca record, and saying so is more useful than "unknown format".
+    if "instruction" in rec:
+        return "alpaca"
+    if "prompt" in rec or "completion" in rec:
+        return "prompt_completion"
+    raise RecordError("cannot tell the format from the keys "
+                      f"{sorted(rec)[:8]}; expected messages, conversations, "
+                      "instruction/output or prompt/completion (or pass --format)")
+
+
+def _strip_eos(text: str) -> str:
+    text = text.rstrip()
+    changed = True
+    while changed:
+        changed = False
+        for lit in EOS_LITERALS:
+            if text.endswith(lit):
+                text = text[: -len(lit)].rstrip()
+                changed = True
+    return text
+
+
+def _need_str(rec: dict[str, Any], key: str, *, optional: bool = False) -> str:
+    if key not in rec or rec[key] is None:
+        if optional:
+            return ""
+        raise RecordError(f"missing field '{key}'", field=key)
+    v = rec[key]
+    if isinstance(v, float) and math.isnan(v) and optional:  # CSV/Parquet empty cells
+        return ""
+    if not isinstance(v, str):
+        raise RecordError(f"expected a string, got {type(v).__name__}", field=key)
+    return v
+
+
+def _loads_if_json(v: Any) -> Any:
+    # CSV stores nested lists as JSON text.
+    if isinstance(v, str) and v[:1] in "[{":
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError as e:
+            raise RecordError(f"not valid JSON: {e.msg}") from None
+    if hasattr(v, "tolist"):  # numpy arrays from Parquet
+        return v.tolist()
+    return v
+
+
+def record_to_example(rec: dict[str, Any], fmt: str) -> Example:
+    """Convert one raw record of a known format to an Example (raises RecordError)."""
+    if not isinstance(rec, dict):
+        raise RecordError(f"expected a JSON object, got {type(rec).__name__}")
+    meta = dict(_loads_if_json(rec.get("metadata")) or {}) if fmt == "sftflow" else {}
+    if fmt in ("sftflow", "messages"):
+        if "messages" not in rec:
+            raise RecordError("missing field 'messages'", field="messages")
+        msgs = _loads_if_json(rec["messages"])
+        msgs = [dict(m) if isinstance(m, dict) else m for m in msgs] if isinstance(msgs, list) else msgs
+        msgs = validate_messages(msgs)
+        return Example(messages=msgs, metadata=meta, id=str(rec.get("id") or "") if fmt == "sftflow" else "")
+    if fmt == "sharegpt":
+        conv = _loads_if_json(rec.get("conversations"))
+        if conv is None:
+            raise RecordError("missing field 'conversations'", field="conversations")
+        if not isinstance(conv, list):
+            raise RecordError(f"expected a list, got {type(conv).__name__}", field="conversations")
+        msgs = []
+        if isinstance(rec.get("system"), str) and rec["system"]:
+            msgs.append({"role": "system", "content": rec["system"]})
+        for i, turn in enumerate(conv):
+            f = f"conversations[{i}]"
+            if not isinstance(turn, dict):
+                raise RecordError(f"expected an object, got {type(turn).__name__}", field=f)
+            if "from" not in turn:
+                raise RecordError("missing 'from'", field=f"{f}.from")
+            if "value" not in turn:
+                raise RecordError("missing 'value'", field=f"{f}.value")
+            role = SHAREGPT_ROLES.get(str(turn["from"]).lower())
+            if role is None:
+                raise RecordError(f"unknown role {turn['from']!r} (expected human, gpt or system)",
+                                  field=f"{f}.from")
+            if not isinstance(turn["value"], str):
+                raise RecordError(f"expected a string, got {type(turn['value']).__name__}",
+                                  field=f"{f}.value")
+            msgs.append({"role": role, "content": turn["value"]})
+        return Example(messages=validate_messages(msgs, field_name="conversations"))
+    if fmt == "alpaca":
+        instruction = _need_str(rec, "instruction")
+        inp = _need_str(rec, "input", optional=True)
+        output = _need_str(rec, "output")
+        prompt = f"{instruction}\n\n{inp}" if inp.strip() else instruction
+        msgs = []
+        if isinstance(rec.get("system"), str) and rec["system"]:
+            msgs.append({"role": "system", "content": rec["system"]})
+        msgs += [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
+        return Example(messages=msgs)
+    if fmt == "prompt_completion":
+        p, c = _loads_if_json(rec.get("prompt")), _loads_if_json(rec.get("completion"))
+        if p is None:
+            raise RecordError("missing field 'prompt'", field="prompt")
+        if c is None:
+            raise RecordError("missing field 'completion'", field="completion")
+        if isinstance(p, list) and isinstance(c, list):  # conversational prompt/completion
+            return Example(messages=validate_messages(list(p) + list(c), field_name="prompt+completion"))
+        if not isinstance(p, str):
+            raise RecordError(f"expected a string, got {type(p).__name__}", field="prompt")
+        if not isinstance(c, str):
+            raise RecordError(f"expected a string, got {type(c).__name__}", field="completion")
+        return Example(messages=[{"role": "user", "content": p.strip()},
+                                 {"role": "assistant", "content": _strip_eos(c).strip()}])
+    raise RecordError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")

@@ -1,0 +1,56 @@
+"""Writers: JSONL/Parquet outputs written atomically, and the rejects file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ..schema import Example
+
+if TYPE_CHECKING:
+    from .readers import Rejected
+
+
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return str(v)
+    return v
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
+    """Write Examples, Rejected or plain dicts as JSONL; returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    # Per-process temporary name: two processes writing the same output (ranks of a
+    # distributed launch, a rerun beside a live run) each rename a complete file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in rows:
+            d = r.to_dict() if hasattr(r, "to_dict") else r
+            f.write(json.dumps(d, ensure_ascii=False, default=_jsonable) + "\n")
+            n += 1
+    tmp.replace(path)  # atomic: a killed run never leaves a half-written output
+    return n
+
+
+def write_examples(path: str | Path, examples: Iterable[Example]) -> int:
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        rows = [{"id": e.id, "messages": e.messages, "metadata": json.dumps(e.metadata, default=_jsonable)}
+                for e in examples]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows), path)
+        return len(rows)
+    return write_jsonl(path, examples)
+
+
+def write_rejected(path: str | Path, rejected: Iterable[Rejected]) -> int:
+    return write_jsonl(path, rejected)
