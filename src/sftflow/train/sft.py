@@ -34,6 +34,7 @@ from .collate import PadCollator
 from .config import TrainConfig
 from .supervised_loss import supervised_loss_sum
 from .packing import PackedCollator, pack_rows
+from ..errors import NonFiniteLoss  # noqa: F401  (defined without torch; raised here)
 
 console = Console(stderr=True)
 
@@ -53,10 +54,6 @@ class TrainResult:
     log_path: Path
     merged_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class NonFiniteLoss(RuntimeError):
-    """Training diverged (NaN/inf loss, gradient or weights) and was stopped."""
 
 
 class ListDataset(torch.utils.data.Dataset):
