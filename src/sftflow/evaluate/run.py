@@ -13,12 +13,14 @@ import hashlib
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from ..backends import GenParams
+from ..errors import EvalFailed  # noqa: F401  (defined without torch; raised here)
 from ..io import load_examples, sha256_file, write_jsonl, write_manifest
 from ..models import load_model, load_tokenizer, weights_hash
 from .config import EvalConfig
@@ -27,15 +29,6 @@ from .heldout import compare, heldout_loss, per_example_table
 from .probes import run_probes
 
 console = Console(stderr=True)
-
-
-class EvalFailed(RuntimeError):
-    """The eval finished but a gate failed (e.g. forgetting beyond ``fail_drop``)."""
-
-    def __init__(self, reasons: list[str], metrics_path: Path | None = None):
-        self.reasons = reasons
-        self.metrics_path = metrics_path
-        super().__init__("evaluation failed: " + "; ".join(reasons))
 
 
 def clean_json(v: Any) -> Any:
@@ -70,10 +63,8 @@ def _part_key(model: str, cfg: EvalConfig, data_sha: str) -> str:
 
 def evaluate_side(cfg: EvalConfig, model_path: str, examples, *, tokenizer_fallback: str | None = None,
                   label: str = "") -> dict[str, Any]:
-    """Loss, multiple-choice and generations for one model."""
+    """Loss, multiple-choice and generations for one model, loaded once for all three."""
     import torch
-
-    from .choice import load_task, score_items
 
     t0 = time.perf_counter()
     console.print(f"[sftflow] eval: loading {label} model {model_path}")
@@ -90,32 +81,41 @@ def evaluate_side(cfg: EvalConfig, model_path: str, examples, *, tokenizer_fallb
         out["timing"]["loss_s"] = time.perf_counter() - t
     if cfg.choice is not None:
         t = time.perf_counter()
-        out["choice"] = {}
-        for spec in cfg.choice.tasks:
-            name, items = load_task(spec, cfg.choice.lm_eval_include)
-            if cfg.choice.limit:
-                items = items[: cfg.choice.limit]
-            with console.status(f"{label}: multiple-choice '{name}' ({len(items)} questions)"):
-                res = score_items(lm, tok, items, num_fewshot=cfg.choice.num_fewshot,
-                                  seed=cfg.choice.seed, batch_size=cfg.choice.batch_size)
-            out["choice"][name] = res
+        out["choice"] = _side_choice(cfg, lm, tok, label)
         out["timing"]["choice_s"] = time.perf_counter() - t
     if cfg.generate:
-        from ..backends.transformers_backend import TransformersBackend
         t = time.perf_counter()
-        backend = TransformersBackend(model=model_path, model_obj=lm, tokenizer=tok,
-                                      batch_size=cfg.batch_size)
-        params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
-        with console.status(f"{label}: generating {len(examples)} answers"):
-            out["answers"] = generate_answers(backend, examples, params)
+        out["answers"] = _side_answers(cfg, model_path, lm, tok, examples, label)
         out["timing"]["generate_s"] = time.perf_counter() - t
-        del backend
     out["timing"]["total_s"] = time.perf_counter() - t0
     del lm
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return out
+
+
+def _side_choice(cfg: EvalConfig, lm, tok, label: str) -> dict[str, dict]:
+    from .choice import load_task, score_items
+
+    results = {}
+    for spec in cfg.choice.tasks:
+        name, items = load_task(spec, cfg.choice.lm_eval_include)
+        if cfg.choice.limit:
+            items = items[: cfg.choice.limit]
+        with console.status(f"{label}: multiple-choice '{name}' ({len(items)} questions)"):
+            results[name] = score_items(lm, tok, items, num_fewshot=cfg.choice.num_fewshot,
+                                        seed=cfg.choice.seed, batch_size=cfg.choice.batch_size)
+    return results
+
+
+def _side_answers(cfg: EvalConfig, model_path: str, lm, tok, examples, label: str) -> list[dict]:
+    from ..backends.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(model=model_path, model_obj=lm, tokenizer=tok, batch_size=cfg.batch_size)
+    params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
+    with console.status(f"{label}: generating {len(examples)} answers"):
+        return generate_answers(backend, examples, params)
 
 
 def _side(cfg, model_path, examples, parts: Path, data_sha: str, label: str, fallback) -> dict:
@@ -138,6 +138,84 @@ def _choice_summary(res: dict | None) -> dict | None:
     return {k: res[k] for k in ("acc", "acc_norm", "acc_bytes", "n")}
 
 
+@dataclass
+class HeldOut:
+    """What the eval reads: the held-out files, their records and one hash over their bytes."""
+
+    files: list[str]
+    examples: list
+    sha: str
+
+
+def load_heldout(cfg: EvalConfig, model: str | None, data: list[str] | str | Path | None) -> HeldOut:
+    """Check the inputs name a model and (when a part needs it) data, then read the data."""
+    if isinstance(data, (str, Path)):
+        data = [str(data)]
+    files = list(data or cfg.data)
+    if not model:
+        raise ValueError("evaluate needs a model (the tuned model to evaluate)")
+    if not files and (cfg.loss or cfg.generate):
+        raise ValueError("evaluate needs held-out data for loss and generations (--data)")
+    examples = load_examples(files) if files else []
+    if cfg.limit:
+        examples = examples[: cfg.limit]
+    sha = hashlib.sha256("".join(sha256_file(p) for p in files).encode()).hexdigest()
+    return HeldOut(files=files, examples=examples, sha=sha)
+
+
+def run_sides(cfg: EvalConfig, model: str, base: str | None, held: HeldOut, out_dir: Path) -> dict[str, dict]:
+    """Base first (when given), then tuned: one model in memory at a time."""
+    parts = out_dir / "parts"
+    sides: dict[str, dict] = {}
+    if base:
+        sides["base"] = _side(cfg, base, held.examples, parts, held.sha, "base", None)
+    sides["tuned"] = _side(cfg, model, held.examples, parts, held.sha, "tuned", base)
+    return sides
+
+
+def loss_metrics(sides: dict[str, dict], out_dir: Path) -> dict:
+    """Paired held-out loss, and the per-example table the report draws from."""
+    base = sides.get("base", {})
+    paired = compare(base.get("loss"), sides["tuned"].get("loss"), base.get("loss_rows"),
+                     sides["tuned"].get("loss_rows"))
+    write_jsonl(out_dir / "loss_per_example.jsonl",
+                per_example_table(base.get("loss_rows"), sides["tuned"]["loss_rows"]))
+    return paired
+
+
+def probe_metrics(cfg: EvalConfig, sides: dict[str, dict], examples, out_dir: Path) -> dict:
+    """Each probe's rate on each side, and the side-by-side generations file."""
+    probes = cfg.all_probes()
+    per_side = {s: run_probes(r["answers"], probes) for s, r in sides.items()}
+    write_jsonl(out_dir / "generations.jsonl",
+                side_by_side(examples, sides.get("base", {}).get("answers"), sides["tuned"]["answers"]))
+    return {p.name: {"description": p.description or p.kind, **{s: per_side[s][p.name] for s in per_side}}
+            for p in probes}
+
+
+def choice_metrics(sides: dict[str, dict]) -> dict:
+    return {name: {s: _choice_summary(sides[s]["choice"].get(name)) for s in sides}
+            for name in sides["tuned"]["choice"]}
+
+
+def forgetting_gate(cfg: EvalConfig, sides: dict[str, dict]) -> tuple[dict, str, list[str]]:
+    """The multiple-choice forgetting gate: its table, its status and one reason per task not passing."""
+    from .choice import forgetting
+
+    fg = forgetting(dict(sides["base"]["choice"]), dict(sides["tuned"]["choice"]), metric=cfg.choice.metric,
+                    warn_drop=cfg.choice.warn_drop, fail_drop=cfg.choice.fail_drop)
+    reasons = [f"{name}: {t['metric']} changed by {t['delta_points']:+.1f} points "
+               f"(warn below -{fg['warn_drop']}, fail below -{fg['fail_drop']})"
+               for name, t in fg["tasks"].items() if t["status"] != "pass"]
+    return fg, fg["status"], reasons
+
+
+def write_metrics(cfg: EvalConfig, metrics: dict[str, Any], held: HeldOut, out_dir: Path) -> None:
+    (out_dir / "metrics.json").write_text(json.dumps(clean_json(metrics), indent=2))
+    write_manifest(out_dir, stage="eval", inputs=held.files, config=cfg,
+                   counts={"examples": len(held.examples), "status": metrics["status"]})
+
+
 def evaluate(cfg: EvalConfig, model: str | None = None, base: str | None = None,
              data: list[str] | str | None = None, out_dir: str | Path = "eval") -> dict[str, Any]:
     """Run the eval and write ``generations.jsonl`` and ``metrics.json`` into ``out_dir``.
@@ -145,82 +223,39 @@ def evaluate(cfg: EvalConfig, model: str | None = None, base: str | None = None,
     Returns the metrics. ``metrics["status"]`` is "pass", "warn" or "fail"; the
     caller decides whether a failure is an exit code (the CLI) or an exception.
     """
-    from .choice import forgetting
-
     t_start = time.perf_counter()
     model = model or cfg.model
     base = base or cfg.base
-    if isinstance(data, (str, Path)):
-        data = [str(data)]
-    data = list(data or cfg.data)
-    if not model:
-        raise ValueError("evaluate needs a model (the tuned model to evaluate)")
-    if not data and (cfg.loss or cfg.generate):
-        raise ValueError("evaluate needs held-out data for loss and generations (--data)")
+    held = load_heldout(cfg, model, data)
+    if cfg.judge is not None and (not base or not cfg.generate):
+        raise ValueError("the judge compares base and tuned answers: give a base model and keep generate on")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    examples = load_examples(data) if data else []
-    if cfg.limit:
-        examples = examples[: cfg.limit]
-    data_sha = hashlib.sha256("".join(sha256_file(p) for p in data).encode()).hexdigest()
-    parts = out_dir / "parts"
-
-    sides: dict[str, dict] = {}
-    if base:
-        sides["base"] = _side(cfg, base, examples, parts, data_sha, "base", None)
-    sides["tuned"] = _side(cfg, model, examples, parts, data_sha, "tuned", base)
+    sides = run_sides(cfg, model, base, held, out_dir)
 
     # Every top-level key is always present (null or empty when that part is off), so
     # scripts and the report can read metrics.json without guessing.
-    metrics: dict[str, Any] = {"model": model, "base": base, "data": data, "n_examples": len(examples),
-                               "loss": None, "probes": {}, "choice": {}, "forgetting": None, "judge": None,
-                               "config": cfg.model_dump(mode="json")}
-    reasons: list[str] = []
-    status = "pass"
-
+    metrics: dict[str, Any] = {"model": model, "base": base, "data": held.files,
+                               "n_examples": len(held.examples), "loss": None, "probes": {}, "choice": {},
+                               "forgetting": None, "judge": None, "config": cfg.model_dump(mode="json")}
+    status, reasons = "pass", []
     if cfg.loss:
-        metrics["loss"] = compare(sides.get("base", {}).get("loss"), sides["tuned"].get("loss"),
-                                  sides.get("base", {}).get("loss_rows"), sides["tuned"].get("loss_rows"))
-        write_jsonl(out_dir / "loss_per_example.jsonl",
-                    per_example_table(sides.get("base", {}).get("loss_rows"), sides["tuned"]["loss_rows"]))
-
+        metrics["loss"] = loss_metrics(sides, out_dir)
     if cfg.generate:
-        probes = cfg.all_probes()
-        metrics["probes"] = {}
-        per_side = {s: run_probes(r["answers"], probes) for s, r in sides.items()}
-        for p in probes:
-            metrics["probes"][p.name] = {"description": p.description or p.kind,
-                                         **{s: per_side[s][p.name] for s in per_side}}
-        write_jsonl(out_dir / "generations.jsonl",
-                    side_by_side(examples, sides.get("base", {}).get("answers"), sides["tuned"]["answers"]))
-
+        metrics["probes"] = probe_metrics(cfg, sides, held.examples, out_dir)
     if cfg.choice is not None:
-        metrics["choice"] = {name: {s: _choice_summary(sides[s]["choice"].get(name)) for s in sides}
-                             for name in sides["tuned"]["choice"]}
+        metrics["choice"] = choice_metrics(sides)
         if "base" in sides:
-            fg = forgetting({k: v for k, v in sides["base"]["choice"].items()},
-                            {k: v for k, v in sides["tuned"]["choice"].items()},
-                            metric=cfg.choice.metric, warn_drop=cfg.choice.warn_drop,
-                            fail_drop=cfg.choice.fail_drop)
-            metrics["forgetting"] = fg
-            for name, t in fg["tasks"].items():
-                if t["status"] != "pass":
-                    reasons.append(f"{name}: {t['metric']} changed by {t['delta_points']:+.1f} points "
-                                   f"(warn below -{fg['warn_drop']}, fail below -{fg['fail_drop']})")
-            status = fg["status"]
-
+            metrics["forgetting"], status, reasons = forgetting_gate(cfg, sides)
     if cfg.judge is not None:
-        if not base or not cfg.generate:
-            raise ValueError("the judge compares base and tuned answers: give a base model and keep generate on")
-        metrics["judge"] = run_judge(cfg, examples, sides["base"]["answers"], sides["tuned"]["answers"], out_dir)
+        metrics["judge"] = run_judge(cfg, held.examples, sides["base"]["answers"], sides["tuned"]["answers"],
+                                     out_dir)
 
     metrics["timing"] = {s: r["timing"] for s, r in sides.items()}
     metrics["timing"]["total_s"] = time.perf_counter() - t_start
     metrics["status"] = status
     metrics["reasons"] = reasons
-    (out_dir / "metrics.json").write_text(json.dumps(clean_json(metrics), indent=2))
-    write_manifest(out_dir, stage="eval", inputs=data, config=cfg,
-                   counts={"examples": len(examples), "status": status})
+    write_metrics(cfg, metrics, held, out_dir)
     return metrics
 
 
