@@ -34,8 +34,10 @@ from __future__ import annotations
 import copy
 import math
 import weakref
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 from .schema import Example, content_id
 
@@ -125,7 +127,7 @@ def _split_model(model):
 
 
 # model -> bool: does decoder + head reproduce the model's own logits?
-_HEAD_OK: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+_HEAD_OK: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 def _shared_prefix(encs, min_len: int = 4) -> int:
@@ -164,7 +166,7 @@ def _prefix_cache(model, prefix: list[int], device, *, fast: bool):
     """Keys/values of the token ids ``prefix``, computed once and copied for each batch."""
     import torch
     net = _split_model(model)[0] if fast else model
-    return net(input_ids=torch.tensor([prefix], device=device), use_cache=True).past_key_values
+    return net(input_ids=torch.tensor([prefix], device=device), use_cache=True).cache
 
 
 def _token_nll(model, ids, mask, labels, *, fast: bool, past=None):
@@ -185,7 +187,9 @@ def _token_nll(model, ids, mask, labels, *, fast: bool, past=None):
         past = copy.deepcopy(past)
         if ids.shape[0] > 1:
             past.batch_repeat_interleave(ids.shape[0])
-        kw = {"past_key_values": past, "use_cache": True}
+        # ``cache`` is the keyword transformers 5 takes on every causal LM and decoder
+        # (``past_key_values`` is deprecated there and warns on each call).
+        kw = {"cache": past, "use_cache": True}
         mask = torch.cat([mask.new_ones((ids.shape[0], past.get_seq_length())), mask], dim=1)
     out = net(input_ids=ids, attention_mask=mask, **kw)
     if fast:
@@ -215,96 +219,171 @@ def _head_shortcut_ok(model, enc, pad_id, device) -> bool:
     return ok
 
 
-def example_losses(model, tokenizer, examples: Iterable[Example | Sequence[dict[str, str]]], *,
-                   train_on: str = "last", max_length: int | None = None, batch_size: int = 8,
-                   progress: bool = False, precision: Precision = "fp32",
-                   template: str | None = None, truncate: bool = False,
-                   share_prefix: bool = True, on_batch=None) -> list[ExampleLoss]:
-    """Summed and mean response NLL per example, in input order.
+@dataclass(frozen=True)
+class LossOptions:
+    """How examples are scored: which tokens, how long, how many at once, in what precision.
 
     ``train_on`` picks the supervised tokens exactly as training does ("last": the final
     assistant turn and its end-of-turn token). With ``truncate=False`` (default) an
     example longer than ``max_length`` is flagged ``too_long`` rather than scored on a
     shortened context; ``truncate=True`` drops the oldest turns first as training does.
     """
-    import torch
 
+    train_on: str = "last"
+    max_length: int | None = None
+    batch_size: int = 8
+    precision: Precision = "fp32"
+    template: str | None = None
+    truncate: bool = False
+    share_prefix: bool = True
+
+
+def _flagged(ex_id: str, flag: Flag, detail: str, *, n_tokens: int = 0, length: int = 0) -> ExampleLoss:
+    return ExampleLoss(ex_id, math.nan, n_tokens, math.nan, flag, length=length, detail=detail)
+
+
+def _encode_one(item, tokenizer, opts: LossOptions) -> tuple[ExampleLoss, Any]:
+    """(record, encoding) of one example; the encoding is None when the record is flagged."""
     from .chat import ExampleTooLong, NoSupervisedTokens, encode
 
-    items = list(examples)
-    out: list[ExampleLoss | None] = [None] * len(items)
+    msgs, ex_id = _messages_and_id(item)
+    try:
+        enc = encode(msgs, tokenizer, train_on=opts.train_on, template=opts.template,
+                     max_length=opts.max_length if opts.truncate else None)
+    except ExampleTooLong as e:
+        return _flagged(ex_id, "too_long", str(e)), None
+    except NoSupervisedTokens as e:
+        return _flagged(ex_id, "no_tokens", str(e)), None
+    n_sup = sum(1 for x in enc.labels[1:] if x != IGNORE_INDEX)
+    length = len(enc.input_ids)
+    if opts.max_length is not None and length > opts.max_length:
+        return _flagged(ex_id, "too_long", f"{length} tokens > max_length {opts.max_length}",
+                        n_tokens=n_sup, length=length), None
+    if n_sup == 0:      # only the first token supervised: nothing predicts it
+        return _flagged(ex_id, "no_tokens", "no supervised token after the first position", length=length), None
+    return ExampleLoss(ex_id, math.nan, n_sup, math.nan, None, length=length), enc
+
+
+def _encode_all(items: list, tokenizer, opts: LossOptions) -> tuple[list[ExampleLoss], list[tuple[int, Any]]]:
+    """Records in input order, and the (index, encoding) pairs to score sorted longest first."""
+    out: list[ExampleLoss] = []
     encs: list[tuple[int, Any]] = []
     for i, item in enumerate(items):
-        msgs, ex_id = _messages_and_id(item)
-        try:
-            enc = encode(msgs, tokenizer, train_on=train_on, template=template,
-                         max_length=max_length if truncate else None)
-        except ExampleTooLong as e:
-            out[i] = ExampleLoss(ex_id, math.nan, 0, math.nan, "too_long", detail=str(e))
-            continue
-        except NoSupervisedTokens as e:
-            out[i] = ExampleLoss(ex_id, math.nan, 0, math.nan, "no_tokens", detail=str(e))
-            continue
-        n_sup = sum(1 for x in enc.labels[1:] if x != IGNORE_INDEX)
-        if max_length is not None and len(enc.input_ids) > max_length:
-            out[i] = ExampleLoss(ex_id, math.nan, n_sup, math.nan, "too_long", length=len(enc.input_ids),
-                                 detail=f"{len(enc.input_ids)} tokens > max_length {max_length}")
-        elif n_sup == 0:      # only the first token supervised: nothing predicts it
-            out[i] = ExampleLoss(ex_id, math.nan, 0, math.nan, "no_tokens", length=len(enc.input_ids),
-                                 detail="no supervised token after the first position")
-        else:
+        rec, enc = _encode_one(item, tokenizer, opts)
+        out.append(rec)
+        if enc is not None:
             encs.append((i, enc))
-            out[i] = ExampleLoss(ex_id, math.nan, n_sup, math.nan, None, length=len(enc.input_ids))
-    if not encs:
-        return out  # type: ignore[return-value]
-
-    device = next(model.parameters()).device
-    prec = resolve_precision(precision, device)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     encs.sort(key=lambda t: len(t[1].input_ids), reverse=True)
+    return out, encs
+
+
+@dataclass
+class _Scoring:
+    """What every batch of one call shares: where to run, how, and the common start."""
+
+    model: Any
+    device: Any
+    pad_id: int
+    fast: bool                 # decoder + head at scored positions only
+    share_prefix: bool
+    start: int = 0             # tokens every example shares ...
+    past: Any = None           # ... and their keys/values, computed once
+
+    def batch_prefix(self, batch) -> tuple[int, Any]:
+        """The start this batch skips: the call's, or its own when it shares much more."""
+        b_start = _shared_prefix(batch) if self.share_prefix else 0
+        if b_start >= self.start + _MIN_EXTRA_PREFIX:
+            return b_start, _prefix_cache(self.model, batch[0].input_ids[:b_start], self.device, fast=self.fast)
+        return self.start, self.past
+
+
+def _prepare(model, tokenizer, encs, opts: LossOptions) -> _Scoring:
+    """Check the head shortcut once, then compute the keys/values of the start all examples
+    share (typically the template's system prompt). Runs inside inference mode."""
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    fast = _head_shortcut_ok(model, encs[-1][1], pad_id, device)
+    run = _Scoring(model, device, pad_id, fast, opts.share_prefix)
+    if opts.share_prefix:
+        run.start = _shared_prefix([e for _, e in encs])
+    if run.start:
+        run.past = _prefix_cache(model, encs[0][1].input_ids[:run.start], device, fast=fast)
+    return run
+
+
+def _batch_sums(run: _Scoring, batch) -> list[float]:
+    """Summed NLL over each row's supervised tokens (float64 accumulation)."""
+    import torch
+
+    start, past = run.batch_prefix(batch)
+    ids, mask, labels = _batch_tensors(batch, run.pad_id, run.device, start)
+    rows, nll = _token_nll(run.model, ids, mask, labels, fast=run.fast, past=past)
+    sums = torch.zeros(len(batch), dtype=torch.float64, device=nll.device)
+    sums.index_add_(0, rows, nll.double())
+    return sums.tolist()
+
+
+def _record_sum(rec: ExampleLoss, total: float) -> None:
+    rec.loss_sum = total
+    if math.isfinite(total):
+        rec.mean = total / rec.n_tokens
+    else:
+        rec.flag, rec.detail = "nonfinite", f"loss sum is {total}"
+
+
+def _score_batches(run: _Scoring, encs, out: list[ExampleLoss], batch_size: int, advance) -> None:
+    for chunk in _batches(encs, batch_size):
+        for (i, _), total in zip(chunk, _batch_sums(run, [e for _, e in chunk])):
+            _record_sum(out[i], total)
+        advance(len(chunk))
+
+
+@contextmanager
+def _progress(enabled: bool, total: int, on_batch: Callable[[int], None] | None):
+    """A callable advancing a transient bar (when asked) and the caller's own display."""
+    bar = task = None
+    if enabled:
+        from rich.progress import Progress
+        bar = Progress(transient=True)
+        task = bar.add_task("scoring", total=total)
+        bar.start()
+
+    def advance(n: int) -> None:
+        if bar is not None:
+            bar.advance(task, n)
+        if on_batch is not None:
+            on_batch(n)
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def example_losses(model, tokenizer, examples: Iterable[Example | Sequence[dict[str, str]] | dict],
+                   options: LossOptions | None = None, *, progress: bool = False,
+                   on_batch: Callable[[int], None] | None = None) -> list[ExampleLoss]:
+    """Summed and mean response NLL per example, in input order (see ``LossOptions``).
+
+    ``on_batch(n)`` is called after each batch with its number of examples, for a
+    caller's own progress display.
+    """
+    import torch
+
+    opts = options or LossOptions()
+    out, encs = _encode_all(list(examples), tokenizer, opts)
+    if not encs:
+        return out
+    device = next(model.parameters()).device
+    prec = resolve_precision(opts.precision, device)
     was_training = model.training
     model.eval()
     # One autocast region for the whole run: autocast caches the bf16 copies of the
     # weights inside it, so they are cast once, not once per batch.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=prec == "bf16")
-    bar = None
-    if progress:
-        from rich.progress import Progress
-        bar = Progress(transient=True)
-        task = bar.add_task("scoring", total=len(encs))
-        bar.start()
     try:
-        with torch.inference_mode(), autocast:
-            fast = _head_shortcut_ok(model, encs[-1][1], pad_id, device)
-            # The start every example shares (typically the template's system prompt):
-            # its keys/values are computed once for the whole call.
-            g_start = _shared_prefix([e for _, e in encs]) if share_prefix else 0
-            g_past = (_prefix_cache(model, encs[0][1].input_ids[:g_start], device, fast=fast)
-                      if g_start else None)
-            for chunk in _batches(encs, batch_size):
-                batch = [e for _, e in chunk]
-                start, past = g_start, g_past
-                b_start = _shared_prefix(batch) if share_prefix else 0
-                if b_start >= g_start + _MIN_EXTRA_PREFIX:      # this batch shares more than that
-                    start = b_start
-                    past = _prefix_cache(model, batch[0].input_ids[:start], device, fast=fast)
-                ids, mask, labels = _batch_tensors(batch, pad_id, device, start)
-                rows, nll = _token_nll(model, ids, mask, labels, fast=fast, past=past)
-                sums = torch.zeros(len(chunk), dtype=torch.float64, device=nll.device)
-                sums.index_add_(0, rows, nll.double())
-                for (i, _), v in zip(chunk, sums.tolist()):
-                    rec = out[i]
-                    rec.loss_sum = v
-                    if math.isfinite(v):
-                        rec.mean = v / rec.n_tokens
-                    else:
-                        rec.flag, rec.detail = "nonfinite", f"loss sum is {v}"
-                if bar is not None:
-                    bar.advance(task, len(chunk))
-                if on_batch is not None:        # a caller's own progress display
-                    on_batch(len(chunk))
+        with torch.inference_mode(), autocast, _progress(progress, len(encs), on_batch) as advance:
+            _score_batches(_prepare(model, tokenizer, encs, opts), encs, out, opts.batch_size, advance)
     finally:
-        if bar is not None:
-            bar.stop()
         model.train(was_training)
-    return out  # type: ignore[return-value]
+    return out

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from sftflow import Example
-from sftflow.nll import example_losses
 from sftflow.chat import encode
+from sftflow.nll import LossOptions, example_losses
 
 EXAMPLES = [
     Example.single("What is 2 + 2?", "4"),
@@ -48,7 +48,7 @@ def direct(model, tok, messages, train_on="last"):
 @pytest.mark.parametrize("train_on", ["last", "assistant"])
 def test_matches_direct_transformers_computation(tiny, train_on):
     model, tok = tiny
-    got = example_losses(model, tok, EXAMPLES, train_on=train_on, batch_size=3)
+    got = example_losses(model, tok, EXAMPLES, LossOptions(train_on=train_on, batch_size=3))
     assert [g.id for g in got] == [e.id for e in EXAMPLES]      # input order kept
     for g, ex in zip(got, EXAMPLES):
         ref_sum, ref_n = direct(model, tok, ex.messages, train_on)
@@ -60,8 +60,8 @@ def test_matches_direct_transformers_computation(tiny, train_on):
 
 def test_batch_size_does_not_change_results(tiny):
     model, tok = tiny
-    a = example_losses(model, tok, EXAMPLES, batch_size=1)
-    b = example_losses(model, tok, EXAMPLES, batch_size=4)
+    a = example_losses(model, tok, EXAMPLES, LossOptions(batch_size=1))
+    b = example_losses(model, tok, EXAMPLES, LossOptions(batch_size=4))
     for x, y in zip(a, b):
         assert x.loss_sum == pytest.approx(y.loss_sum, rel=1e-5)
 
@@ -75,7 +75,7 @@ def test_message_lists_are_accepted(tiny):
 def test_too_long_is_flagged_not_truncated(tiny):
     model, tok = tiny
     long = Example.single("word " * 200, "answer")
-    got = example_losses(model, tok, [EXAMPLES[0], long], max_length=64)
+    got = example_losses(model, tok, [EXAMPLES[0], long], LossOptions(max_length=64))
     assert got[0].flag is None and math.isfinite(got[0].mean)
     assert got[1].flag == "too_long"
     assert math.isnan(got[1].mean) and math.isnan(got[1].loss_sum)
@@ -124,8 +124,8 @@ def test_softcapped_model_falls_back_to_full_forward(tiny):
 
 def test_bf16_close_to_fp32(tiny):
     model, tok = tiny
-    a = example_losses(model, tok, EXAMPLES, precision="fp32")
-    b = example_losses(model, tok, EXAMPLES, precision="bf16")
+    a = example_losses(model, tok, EXAMPLES, LossOptions(precision="fp32"))
+    b = example_losses(model, tok, EXAMPLES, LossOptions(precision="bf16"))
     for x, y in zip(a, b):
         assert y.mean == pytest.approx(x.mean, rel=0.02)
 
@@ -140,8 +140,8 @@ def test_shared_prefix_is_computed_once_and_changes_nothing(tiny):
     assert all(e.input_ids[:start] == encs[0].input_ids[:start] for e in encs)
     first_scored = min(next(i for i, x in enumerate(e.labels) if x != -100) for e in encs)
     assert start <= first_scored - 1
-    shared = example_losses(model, tok, single, batch_size=8, share_prefix=True)
-    plain = example_losses(model, tok, single, batch_size=8, share_prefix=False)
+    shared = example_losses(model, tok, single, LossOptions(batch_size=8, share_prefix=True))
+    plain = example_losses(model, tok, single, LossOptions(batch_size=8, share_prefix=False))
     for a, b in zip(shared, plain):
         assert a.loss_sum == pytest.approx(b.loss_sum, rel=1e-4)
         ref, _ = direct(model, tok, [m for m in next(e for e in single if e.id == a.id).messages])
@@ -159,12 +159,30 @@ def test_common_prefix_runs_through_the_model_once(tiny):
     seen = []
     hook = model.get_input_embeddings().register_forward_hook(lambda m, i, o: seen.append(i[0].numel()))
     try:
-        got = example_losses(model, tok, single, batch_size=1)
+        got = example_losses(model, tok, single, LossOptions(batch_size=1))
     finally:
         hook.remove()
     assert sum(seen) == g + sum(len(e.input_ids) - g for e in encs)
     for a, ex in zip(got, single):
         assert a.loss_sum == pytest.approx(direct(model, tok, ex.messages)[0], rel=1e-4)
+
+
+def test_shared_prefix_raises_no_deprecation_warning(tiny):
+    """The prefix cache is handed over with the keyword transformers 5 accepts, so scoring
+    prints no ``past_key_values`` deprecation (the old keyword warned on every batch)."""
+    import warnings
+    model, tok = tiny
+    single = [e for e in EXAMPLES if e.system is None]          # shared start: the cache path runs
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = example_losses(model, tok, single, LossOptions(batch_size=1))
+    assert all(g.ok for g in got)
+    assert not [w for w in caught if "past_key_values" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_options_are_typed_and_misspellings_raise():
+    with pytest.raises(TypeError):
+        LossOptions(batch_sise=4)                   # a dataclass: no option is silently dropped
 
 
 def test_batches_cut_where_padding_would_dominate():

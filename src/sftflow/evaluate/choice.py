@@ -260,7 +260,7 @@ def grouped_loglikelihoods(model, tokenizer, groups: list[tuple[str, list[str]]]
         lls = [float(first[k, cont[0]]) for k, cont in rows]
         tail = max(len(cont) for _, cont in rows) - 1
         if tail > 0:
-            cache = o.past_key_values
+            cache = o.cache                      # transformers 5 name (past_key_values warns)
             keep = torch.tensor([k for k, _ in rows], device=device)
             cache.batch_select_indices(keep)                              # one cache row per choice
             feed = torch.tensor([cont[:-1] + [pad] * (tail - len(cont) + 1) for _, cont in rows], device=device)
@@ -269,7 +269,7 @@ def grouped_loglikelihoods(model, tokenizer, groups: list[tuple[str, list[str]]]
             full_mask = torch.cat([mask[keep], fmask], dim=1)
             pos2 = mask.sum(-1)[keep][:, None] + torch.arange(tail, device=device)[None, :]
             with torch.no_grad():
-                o2 = model(input_ids=feed, attention_mask=full_mask, position_ids=pos2, past_key_values=cache)
+                o2 = model(input_ids=feed, attention_mask=full_mask, position_ids=pos2, cache=cache)
             logp = torch.log_softmax(o2.logits.float(), dim=-1)
             for r, (_, cont) in enumerate(rows):
                 if len(cont) > 1:

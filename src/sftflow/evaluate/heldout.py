@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..nll import example_losses
+from ..nll import LossOptions, example_losses
 
 
 def perplexity(mean_nll: float) -> float:
@@ -46,8 +46,8 @@ def aggregate(losses) -> dict[str, Any]:
 def heldout_loss(model, tokenizer, examples, *, train_on: str = "last", max_length: int | None = None,
                  batch_size: int = 8) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(aggregate, per-example rows) for one model."""
-    losses = example_losses(model, tokenizer, examples, train_on=train_on, max_length=max_length,
-                            batch_size=batch_size)
+    losses = example_losses(model, tokenizer, examples,
+                            LossOptions(train_on=train_on, max_length=max_length, batch_size=batch_size))
     rows = [{"id": x.id, "loss": x.mean, "loss_sum": x.loss_sum, "tokens": x.n_tokens, "flag": x.flag}
             for x in losses]
     return aggregate(losses), rows

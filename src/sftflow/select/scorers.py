@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..nll import ExampleLoss, example_losses, resolve_precision
+from ..nll import ExampleLoss, LossOptions, example_losses, resolve_precision
 from ..schema import Example, RecordError, content_id
 from .cache import ModelIdentity, ScoreCache, template_id
 
@@ -195,10 +195,10 @@ class ModelScorer:
     def _compute(self, conversations, keys, pending, found, on_batch) -> None:
         for s in range(0, len(pending), self.chunk_size):
             part = pending[s:s + self.chunk_size]
-            res = example_losses(self.model, self.tokenizer, [conversations[i] for i in part],
-                                 train_on="last", max_length=self.max_length,
-                                 batch_size=self.batch_size, precision=self.identity.precision,
-                                 template=self.template, on_batch=on_batch)
+            opts = LossOptions(train_on="last", max_length=self.max_length, batch_size=self.batch_size,
+                               precision=self.identity.precision, template=self.template)
+            res = example_losses(self.model, self.tokenizer, [conversations[i] for i in part], opts,
+                                 on_batch=on_batch)
             self.computed += len(part)
             new = {keys[i]: {k: v for k, v in r.to_dict().items() if k != "id"} for i, r in zip(part, res)}
             found.update(new)
