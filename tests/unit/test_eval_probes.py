@@ -92,3 +92,38 @@ def test_paired_loss_delta_interval():
     tuned[0] = dict(tuned[0], loss_sum=5.0)
     low, high = paired_delta_interval(base, tuned)
     assert low < high and high > -0.5
+
+
+def test_compare_probes_pairs_base_and_tuned_by_prompt():
+    from sftflow.evaluate.probes import compare_probes
+    sorry = {"text": "I'm sorry, I think so.", "finish_reason": "stop"}
+    plain = {"text": "Yes.", "finish_reason": "stop"}
+    failed = {"text": "", "finish_reason": "error"}
+    # base apologises on 8 prompts; tuned stops on 7 of them and starts on 1 other
+    base = [sorry] * 8 + [plain] * 4 + [failed]
+    tuned = [plain] * 7 + [sorry] + [sorry] + [plain] * 3 + [plain]
+    spec = [ProbeSpec(name="apology", kind="regex", pattern=r"^\s*I'm sorry")]
+    out = compare_probes(base, tuned, spec)["apology"]
+    assert out["n"] == 12                                  # the failed generation is not paired
+    assert out["before_only"] == 7 and out["after_only"] == 1 and out["both"] == 1
+    # exact two-sided binomial on 8 discordant prompts: 2 * P(X <= 1 | Bin(8, 1/2)) = 2 * 9 / 256
+    assert out["p_value"] == pytest.approx(18 / 256)
+    assert out["diff"] == pytest.approx((2 - 8) / 12)
+    assert out["diff_low"] < out["diff"] < out["diff_high"] < 0
+    with pytest.raises(ValueError, match="paired by prompt"):
+        compare_probes(base, tuned[:-1], spec)
+
+
+def test_probe_metrics_carry_the_paired_test_when_a_base_was_evaluated(tmp_path):
+    from sftflow import Example
+    from sftflow.evaluate.run import probe_metrics
+    examples = [Example.single(f"q{i}", "a") for i in range(6)]
+    base = [{"text": "I'm sorry.", "finish_reason": "stop"}] * 5 + [{"text": "ok", "finish_reason": "stop"}]
+    tuned = [{"text": "ok", "finish_reason": "stop"}] * 6
+    cfg = EvalConfig(probes=[{"name": "apology", "kind": "regex", "pattern": "sorry"}])
+    out = probe_metrics(cfg, {"base": {"answers": base}, "tuned": {"answers": tuned}}, examples, tmp_path)
+    paired = out["apology"]["paired"]
+    assert (paired["before_only"], paired["after_only"]) == (5, 0)
+    assert paired["p_value"] == pytest.approx(2 / 32) and paired["diff"] == pytest.approx(-5 / 6)
+    alone = probe_metrics(cfg, {"tuned": {"answers": tuned}}, examples, tmp_path)
+    assert "paired" not in alone["apology"]

@@ -2,8 +2,11 @@
 
 A probe says yes or no for one answer (does it open with an apology? did it hit the
 token limit?). Over a set of answers that is a proportion, reported with a Wilson
-interval so that "3 of 40" is not read as a precise 7.5%. Probes are data (YAML),
-not code, so a user adds a house format rule without writing Python.
+interval so that "3 of 40" is not read as a precise 7.5%. Base and tuned answer the
+same prompts, so their difference is a paired one: ``compare_probes`` counts the prompts
+where only one side tripped the probe and applies McNemar's exact test to them, with an
+interval on the difference of rates. Probes are data (YAML), not code, so a user adds a
+house format rule without writing Python.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, Iterable
 
 from ..config import ConfigError, validate
 from .config import DEFAULT_PROBES, ProbeSpec
-from ..intervals import rate
+from ..intervals import mcnemar_exact, rate
 
 
 def _length(answer: dict[str, Any], unit: str) -> float:
@@ -111,4 +114,25 @@ def run_probes(answers: list[dict[str, Any]], probes: Iterable[ProbeSpec | dict]
         if spec.kind == "length" and valid:
             r["mean_length"] = sum(_length(a, spec.unit) for a in valid) / len(valid)
         out[spec.name] = r
+    return out
+
+
+def compare_probes(base_answers: list[dict[str, Any]], tuned_answers: list[dict[str, Any]],
+                   probes: Iterable[ProbeSpec | dict] | None = None) -> dict[str, dict]:
+    """``{probe name: mcnemar_exact(base fired, tuned fired)}`` over the prompts both sides answered.
+
+    Answers pair by position (both lists follow the held-out order). A prompt whose
+    generation failed on either side is left out of the pair count, as in ``run_probes``.
+    ``diff`` is tuned rate - base rate, so a negative diff on a bad-behaviour probe is an
+    improvement; ``p_value`` tests "no change".
+    """
+    if len(base_answers) != len(tuned_answers):
+        raise ValueError(f"compare_probes: {len(base_answers)} base answers but {len(tuned_answers)} tuned; "
+                         "the comparison is paired by prompt")
+    pairs = [(b, t) for b, t in zip(base_answers, tuned_answers)
+             if b.get("finish_reason") != "error" and t.get("finish_reason") != "error"]
+    out: dict[str, dict] = {}
+    for spec in as_specs(probes):
+        probe = Probe(spec)
+        out[spec.name] = mcnemar_exact([bool(probe(b)) for b, _ in pairs], [bool(probe(t)) for _, t in pairs])
     return out

@@ -26,7 +26,7 @@ from ..models import load_model, load_tokenizer, weights_hash
 from .config import EvalConfig
 from .generations import generate_answers, side_by_side
 from .heldout import compare, heldout_loss, per_example_table
-from .probes import run_probes
+from .probes import compare_probes, run_probes
 
 console = Console(stderr=True)
 
@@ -189,8 +189,12 @@ def probe_metrics(cfg: EvalConfig, sides: dict[str, dict], examples, out_dir: Pa
     per_side = {s: run_probes(r["answers"], probes) for s, r in sides.items()}
     write_jsonl(out_dir / "generations.jsonl",
                 side_by_side(examples, sides.get("base", {}).get("answers"), sides["tuned"]["answers"]))
-    return {p.name: {"description": p.description or p.kind, **{s: per_side[s][p.name] for s in per_side}}
-            for p in probes}
+    out = {p.name: {"description": p.description or p.kind, **{s: per_side[s][p.name] for s in per_side}}
+           for p in probes}
+    if "base" in sides:   # the same prompts on both sides: a paired test per probe (tuned - base)
+        for name, paired in compare_probes(sides["base"]["answers"], sides["tuned"]["answers"], probes).items():
+            out[name]["paired"] = paired
+    return out
 
 
 def choice_metrics(sides: dict[str, dict]) -> dict:
