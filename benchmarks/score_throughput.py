@@ -126,16 +126,16 @@ def int8_check(model, tok, records, ref, tokens: int, batch_size: int) -> None:
 
     from scipy.stats import spearmanr
 
-    from sftflow.nll import example_losses
+    from sftflow.nll import LossOptions, example_losses
     from sftflow.select.scorers import alone_messages
     qm = copy.deepcopy(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         qm.model = torch.ao.quantization.quantize_dynamic(qm.model, {torch.nn.Linear}, dtype=torch.qint8)
     convs = [ex.messages for ex in records] + [alone_messages(ex) for ex in records]
-    example_losses(qm, tok, convs[:4], batch_size=batch_size)
+    example_losses(qm, tok, convs[:4], LossOptions(batch_size=batch_size))
     t = time.perf_counter()
-    out = example_losses(qm, tok, convs, batch_size=batch_size)
+    out = example_losses(qm, tok, convs, LossOptions(batch_size=batch_size))
     dt = time.perf_counter() - t
     n = len(records)
     got = np.asarray([o.mean for o in out])
