@@ -130,96 +130,145 @@ def _check_names(examples: list[Example], rule_names: list[str], order_by: str |
                          f"{', '.join(sorted(present)) or 'none (run sftflow score first)'}")
 
 
+def _rule_filter(examples: list[Example], rule, reasons: dict[int, str]) -> np.ndarray:
+    """Step 1: records for which the rule is false are out."""
+    if rule is None:
+        return np.ones(len(examples), dtype=bool)
+    eligible = rule.evaluate(examples)
+    for i in np.flatnonzero(~eligible):
+        reasons[int(i)] = f"rule false: {rule.explain(examples[i])}"
+    return eligible
+
+
+def _drop_unranked(examples: list[Example], cfg: SelectionConfig, values: np.ndarray | None,
+                   eligible: np.ndarray, reasons: dict[int, str]) -> np.ndarray:
+    """Step 2: a record without the ranking score cannot be ranked by topk or diverse."""
+    if values is None or cfg.method not in ("topk", "diverse"):
+        return eligible
+    for i in np.flatnonzero(eligible & ~np.isfinite(values)):
+        flags = examples[i].metadata.get("scores", {}).get("flags", [])
+        reasons[int(i)] = f"no value for '{cfg.order_by}'" + (f" (flags: {', '.join(flags)})" if flags else "")
+    return eligible & np.isfinite(values)
+
+
+def _checked_embeddings(cfg: SelectionConfig, embeddings: np.ndarray | None, n: int) -> np.ndarray | None:
+    if cfg.method not in ("kcenter", "diverse"):
+        return embeddings
+    if embeddings is None:
+        raise ValueError(f"method '{cfg.method}' needs embeddings: score with --scores embedding")
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if embeddings.shape[0] != n:
+        raise ValueError(f"{embeddings.shape[0]} embeddings for {n} records")
+    return embeddings
+
+
+def _quota_groups(examples: list[Example], cand: list[int], cfg: SelectionConfig,
+                  budget: int | None) -> tuple[dict[str, list[int]], dict[str, int | None]]:
+    """Step 3: the candidates per group and each group's share of the budget."""
+    if cfg.quota is None:
+        return {"(all)": cand}, {"(all)": budget}
+    groups: dict[str, list[int]] = {}
+    for i in cand:
+        groups.setdefault(group_of(examples[i], cfg.quota.by), []).append(i)
+    budgets = allocate({g: len(v) for g, v in groups.items()}, budget, cfg.quota.max_per_group,
+                       cfg.quota.balanced)
+    return groups, budgets
+
+
+@dataclass
+class _Picker:
+    """Step 4: the method's choice within one group, with a reason for every record it decides."""
+
+    cfg: SelectionConfig
+    values: np.ndarray | None
+    embeddings: np.ndarray | None
+    ids: list[str]
+    reasons: dict[int, str]
+
+    def ordered(self, idx: list[int]) -> list[int]:
+        if self.values is None:
+            return idx
+        sign = -1.0 if self.cfg.descending else 1.0
+        # Stable sort: ties keep input order, so results do not depend on the sort algorithm.
+        return sorted(idx, key=lambda i: sign * self.values[i])
+
+    def pick(self, group: str, idx: list[int], budget: int | None) -> list[int]:
+        if self.cfg.method == "kcenter":
+            return self._kcenter(group, idx, budget)
+        if self.cfg.method == "diverse":
+            return _diverse_pick(self.ordered(idx), self.embeddings, budget, self.cfg.min_distance,
+                                 self.reasons, self.ids)
+        return self._ranked(group, idx, budget)
+
+    def _kcenter(self, group: str, idx: list[int], budget: int | None) -> list[int]:
+        local = idx if budget is None else [idx[j] for j in k_center_greedy(self.embeddings[idx], budget,
+                                                                            seed=self.cfg.seed)]
+        where = f" in group {group}" if self.cfg.quota else ""
+        # k-center's greedy order is its priority order.
+        for r, i in enumerate(local):
+            self.reasons[i] = f"k-center pick {r + 1} of {len(local)}{where}"
+        of_group = f" of group {group}" if self.cfg.quota else ""
+        for i in set(idx) - set(local):
+            self.reasons[i] = f"not among the k-center picks (farthest-first covered the space){of_group}"
+        return local
+
+    def _ranked(self, group: str, idx: list[int], budget: int | None) -> list[int]:
+        order = self.ordered(idx)
+        if budget is None:
+            return order
+        why = (f"group quota reached ({group}: {budget})" if self.cfg.quota else
+               f"below the top-{budget} cut" if self.cfg.method == "topk" else "budget reached")
+        for i in order[budget:]:
+            self.reasons[i] = why
+        return order[:budget]
+
+
+def _selected_reason(ex: Example, i: int, rank: int, cfg: SelectionConfig, rule, picker: _Picker) -> str:
+    why = []
+    if rule is not None:
+        why.append(f"rule true: {rule.explain(ex)}")
+    if cfg.method == "kcenter":
+        why.append(picker.reasons[i])
+    elif picker.values is not None:
+        why.append(f"{cfg.order_by}={picker.values[i]:.4g}, rank {rank + 1}")
+    return "; ".join(why) or "selected"
+
+
+def _mark(examples: list[Example], chosen: dict[int, int], cfg: SelectionConfig, rule,
+          picker: _Picker) -> tuple[list[Example], list[Example]]:
+    """Write every record's decision into its metadata; selected come back in rank order."""
+    selected, not_selected = [], []
+    for i, ex in enumerate(examples):
+        sel = i in chosen
+        reason = (_selected_reason(ex, i, chosen[i], cfg, rule, picker) if sel
+                  else picker.reasons.get(i, "not selected"))
+        ex.metadata["selection"] = {"selected": sel, "rank": chosen[i] + 1 if sel else None,
+                                    "reason": reason, "method": cfg.method, "rule": cfg.rule,
+                                    "order_by": cfg.order_by}
+        (selected if sel else not_selected).append(ex)
+    selected.sort(key=lambda e: e.metadata["selection"]["rank"])
+    return selected, not_selected
+
+
 def select(examples: list[Example], cfg: SelectionConfig, *,
            embeddings: np.ndarray | None = None) -> SelectionResult:
     """Decide every record; see the module docstring for the order of decisions."""
     n = len(examples)
     budget = resolve_budget(cfg.budget, n)
     reasons: dict[int, str] = {}
-    ids = [ex.id for ex in examples]
     rule = parse_rule(cfg.rule) if cfg.rule else None
-
     _check_names(examples, rule.names if rule else [], cfg.order_by)
-    eligible = np.ones(n, dtype=bool)
-    if rule is not None:
-        eligible = rule.evaluate(examples)
-        for i in np.flatnonzero(~eligible):
-            reasons[int(i)] = f"rule false: {rule.explain(examples[i])}"
     values = score_column(examples, cfg.order_by) if cfg.order_by else None
-    if values is not None and cfg.method in ("topk", "diverse"):
-        for i in np.flatnonzero(eligible & ~np.isfinite(values)):
-            flags = examples[i].metadata.get("scores", {}).get("flags", [])
-            reasons[int(i)] = f"no value for '{cfg.order_by}'" + (f" (flags: {', '.join(flags)})" if flags else "")
-        eligible &= np.isfinite(values)
-    if cfg.method in ("kcenter", "diverse"):
-        if embeddings is None:
-            raise ValueError(f"method '{cfg.method}' needs embeddings: score with --scores embedding")
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        if embeddings.shape[0] != n:
-            raise ValueError(f"{embeddings.shape[0]} embeddings for {n} records")
 
-    def ordered(idx: list[int]) -> list[int]:
-        if values is None:
-            return idx
-        sign = -1.0 if cfg.descending else 1.0
-        # Stable sort: ties keep input order, so results do not depend on the sort algorithm.
-        return sorted(idx, key=lambda i: sign * values[i])
-
-    cand = [int(i) for i in np.flatnonzero(eligible)]
-    if cfg.quota is not None:
-        groups: dict[str, list[int]] = {}
-        for i in cand:
-            groups.setdefault(group_of(examples[i], cfg.quota.by), []).append(i)
-        budgets = allocate({g: len(v) for g, v in groups.items()}, budget, cfg.quota.max_per_group,
-                           cfg.quota.balanced)
-    else:
-        groups, budgets = {"(all)": cand}, {"(all)": budget}
-
-    picked: list[int] = []
-    for g, idx in groups.items():
-        b = budgets[g]
-        if cfg.method == "kcenter":
-            local = idx if b is None else [idx[j] for j in k_center_greedy(embeddings[idx], b, seed=cfg.seed)]
-            # k-center's greedy order is its priority order.
-            for r, i in enumerate(local):
-                reasons[i] = f"k-center pick {r + 1} of {len(local)}" + (f" in group {g}" if cfg.quota else "")
-            for i in set(idx) - set(local):
-                reasons[i] = "not among the k-center picks (farthest-first covered the space)" + (
-                    f" of group {g}" if cfg.quota else "")
-            group_pick = local
-        elif cfg.method == "diverse":
-            group_pick = _diverse_pick(ordered(idx), embeddings, b, cfg.min_distance, reasons, ids)
-        else:
-            order = ordered(idx)
-            group_pick = order if b is None else order[:b]
-            for r, i in enumerate(order):
-                if b is not None and r >= b:
-                    reasons[i] = (f"group quota reached ({g}: {b})" if cfg.quota else
-                                  f"below the top-{b} cut" if cfg.method == "topk" else "budget reached")
-        picked.extend(group_pick)
-
+    eligible = _drop_unranked(examples, cfg, values, _rule_filter(examples, rule, reasons), reasons)
+    picker = _Picker(cfg, values, _checked_embeddings(cfg, embeddings, n), [ex.id for ex in examples], reasons)
+    groups, budgets = _quota_groups(examples, [int(i) for i in np.flatnonzero(eligible)], cfg, budget)
+    picked = [i for g, idx in groups.items() for i in picker.pick(g, idx, budgets[g])]
     if cfg.method != "kcenter":
-        picked = ordered(picked)
+        picked = picker.ordered(picked)
     chosen = {i: r for r, i in enumerate(picked)}
-    selected, not_selected = [], []
-    for i, ex in enumerate(examples):
-        sel = i in chosen
-        if sel:
-            why = []
-            if rule is not None:
-                why.append(f"rule true: {rule.explain(ex)}")
-            if cfg.method == "kcenter":
-                why.append(reasons[i])
-            elif values is not None:
-                why.append(f"{cfg.order_by}={values[i]:.4g}, rank {chosen[i] + 1}")
-            reason = "; ".join(why) or "selected"
-        else:
-            reason = reasons.get(i, "not selected")
-        ex.metadata["selection"] = {"selected": sel, "rank": chosen[i] + 1 if sel else None,
-                                    "reason": reason, "method": cfg.method, "rule": cfg.rule,
-                                    "order_by": cfg.order_by}
-        (selected if sel else not_selected).append(ex)
-    selected.sort(key=lambda e: e.metadata["selection"]["rank"])
+    selected, not_selected = _mark(examples, chosen, cfg, rule, picker)
+
     summary = {"input": n, "selected": len(selected), "not_selected": len(not_selected),
                "budget": budget, "method": cfg.method, "rule": cfg.rule, "order_by": cfg.order_by,
                "eligible_after_rule": int(eligible.sum())}
