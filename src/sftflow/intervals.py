@@ -1,5 +1,6 @@
-"""Intervals for rates: Wilson for proportions, a percentile bootstrap for judge outcomes,
-and an exact paired test (McNemar) for a before/after difference on the same items."""
+"""Intervals for rates: Wilson for proportions, a BCa bootstrap (scipy) for judge outcomes and
+paired loss differences, an exact paired test (McNemar) for a before/after difference of rates
+on the same items, and the Welch interval for a difference of means."""
 
 from __future__ import annotations
 
@@ -24,37 +25,82 @@ def rate(count: int, n: int) -> dict:
     return {"rate": count / n if n else float("nan"), "low": low, "high": high, "n": n, "count": count}
 
 
+def _bootstrap(data: tuple[np.ndarray, ...], statistic, *, paired: bool, samples: int, seed: int,
+               confidence: float) -> tuple[float, float]:
+    """scipy.stats.bootstrap with BCa, resampling items (rows of every array together when paired).
+
+    BCa rather than percentile on purpose: our statistics are shares and ratios of a few
+    dozen to a few hundred items, skewed near 0 and 1, where the percentile interval is
+    biased and BCa's bias and skew corrections are what make 95% mean 95%.
+    Cases BCa cannot handle are answered directly: fewer than 2 items (no interval: NaN);
+    a statistic that does not move under resampling (all ties, or a model pair with
+    identical losses), where BCa's correction is 0/0 and every bootstrap method agrees the
+    interval is the point itself; and a BCa correction that comes out infinite while the
+    draws do vary, where the percentile interval of the same draws is reported.
+    """
+    import warnings
+    from scipy.stats import bootstrap
+    if len(data[0]) < 2:
+        return (float("nan"), float("nan"))
+    point = float(statistic(*data, axis=-1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # DegenerateDataWarning: handled just below
+        res = bootstrap(data, statistic, paired=paired, vectorized=True, n_resamples=samples,
+                        confidence_level=confidence, method="BCa", rng=np.random.default_rng(seed))
+    dist = res.bootstrap_distribution
+    if np.ptp(dist) == 0:
+        return (point, point)
+    low, high = res.confidence_interval
+    if not (np.isfinite(low) and np.isfinite(high)):   # BCa undefined (e.g. no draw below the point)
+        alpha = (1 - confidence) / 2
+        low, high = np.quantile(dist, alpha), np.quantile(dist, 1 - alpha)
+    return (float(low), float(high))
+
+
+def _mean(x, axis=-1):
+    return np.mean(x, axis=axis)
+
+
 def bootstrap_rates(outcomes: list[str], labels: tuple[str, ...], *, samples: int = 1000,
                     seed: int = 0, confidence: float = 0.95) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap over items for the share of each label.
+    """BCa bootstrap over items for the share of each label (see ``_bootstrap``).
 
-    Written with numpy rather than scipy.stats.bootstrap because judge outcomes are
-    often degenerate (all ties), where scipy's default BCa method returns NaN; the
-    percentile interval of a constant is that constant, which is the honest answer.
+    All ties gives tie = (1, 1) and win = loss = (0, 0): with no variation among the
+    items, resampling them cannot say more.
     """
     if not outcomes:
         return {lab: (float("nan"), float("nan")) for lab in labels}
-    rng = np.random.default_rng(seed)
     codes = np.array([labels.index(o) for o in outcomes])
-    idx = rng.integers(0, len(codes), size=(samples, len(codes)))
-    draws = codes[idx]
-    alpha = (1 - confidence) / 2
-    out = {}
-    for i, lab in enumerate(labels):
-        shares = (draws == i).mean(axis=1)
-        out[lab] = (float(np.quantile(shares, alpha)), float(np.quantile(shares, 1 - alpha)))
-    return out
+    return {lab: _bootstrap(((codes == i).astype(float),), _mean, paired=False, samples=samples,
+                            seed=seed, confidence=confidence)
+            for i, lab in enumerate(labels)}
 
 
 def bootstrap_mean(values: list[float], *, samples: int = 1000, seed: int = 0,
                    confidence: float = 0.95) -> tuple[float, float]:
+    """BCa bootstrap interval of a mean (judge grades); NaN for an empty list."""
     if not values:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    arr = np.asarray(values, dtype=float)
-    means = arr[rng.integers(0, len(arr), size=(samples, len(arr)))].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    return (float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)))
+    return _bootstrap((np.asarray(values, dtype=float),), _mean, paired=False, samples=samples, seed=seed,
+                      confidence=confidence)
+
+
+def _ratio_delta(base_sums, tuned_sums, tokens, axis=-1):
+    # token-weighted loss of the resampled items, tuned - base (both over the same tokens)
+    return (tuned_sums.sum(axis=axis) - base_sums.sum(axis=axis)) / tokens.sum(axis=axis)
+
+
+def paired_ratio_delta(base_sums: Sequence[float], tuned_sums: Sequence[float], tokens: Sequence[float], *,
+                       samples: int = 1000, seed: int = 0, confidence: float = 0.95) -> tuple[float, float]:
+    """BCa interval of sum(tuned) / sum(tokens) - sum(base) / sum(tokens), resampling items.
+
+    Paired: an item's two loss sums and its token count are resampled together, so the
+    interval reflects the difference between the models, not the spread of item difficulty.
+    """
+    if not len(base_sums):
+        return (float("nan"), float("nan"))
+    data = tuple(np.asarray(x, dtype=float) for x in (base_sums, tuned_sums, tokens))
+    return _bootstrap(data, _ratio_delta, paired=True, samples=samples, seed=seed, confidence=confidence)
 
 
 def mcnemar_exact(before: Sequence[bool], after: Sequence[bool], confidence: float = 0.95) -> dict:
@@ -101,3 +147,24 @@ def mcnemar_exact(before: Sequence[bool], after: Sequence[bool], confidence: flo
                        + (p_before - low_b) ** 2))
     return {**out, "p_value": float(p_value), "diff": diff,
             "diff_low": max(-1.0, diff - down), "diff_high": min(1.0, diff + up)}
+
+
+def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
+    """mean(a) - mean(b) with scipy's Welch (unequal variances) t interval.
+
+    When both samples are constant the standard error is 0 and scipy's interval is NaN;
+    the difference is then known exactly and the interval is the point (``df`` None).
+    Fewer than 2 values on a side: the difference (if any) with no interval.
+    """
+    from scipy.stats import ttest_ind
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        d = float(a.mean() - b.mean()) if len(a) and len(b) else None
+        return {"diff": d, "low": None, "high": None}
+    d = float(a.mean() - b.mean())
+    if a.var() == 0 and b.var() == 0:
+        return {"diff": d, "low": d, "high": d, "df": None}
+    res = ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(confidence_level=confidence)
+    return {"diff": d, "low": float(ci.low), "high": float(ci.high), "df": float(res.df)}
