@@ -48,7 +48,7 @@ def _bootstrap(data: tuple[np.ndarray, ...], statistic, *, paired: bool, samples
         res = bootstrap(data, statistic, paired=paired, vectorized=True, n_resamples=samples,
                         confidence_level=confidence, method="BCa", rng=np.random.default_rng(seed))
     dist = res.bootstrap_distribution
-    if np.ptp(dist) == 0:
+    if np.ptp(dist) <= 1e-12 * max(1.0, abs(point)):   # constant up to float rounding
         return (point, point)
     low, high = res.confidence_interval
     if not (np.isfinite(low) and np.isfinite(high)):   # BCa undefined (e.g. no draw below the point)

@@ -55,25 +55,19 @@ def heldout_loss(model, tokenizer, examples, *, train_on: str = "last", max_leng
 
 def paired_delta_interval(base_rows: list[dict], tuned_rows: list[dict], *, samples: int = 1000,
                           seed: int = 0) -> tuple[float, float]:
-    """95% paired bootstrap interval of (tuned - base) token-weighted loss, resampling examples.
+    """95% paired BCa bootstrap interval (scipy) of (tuned - base) token-weighted loss, resampling examples.
 
     Paired because both models score the same examples: resampling examples keeps each
     example's two losses together, so the interval reflects the difference, not the
     spread of example difficulty.
     """
-    import numpy as np
+    from ..intervals import paired_ratio_delta
     t_by_id = {r["id"]: r for r in tuned_rows}
     pairs = [(b, t_by_id[b["id"]]) for b in base_rows
              if b["id"] in t_by_id and b.get("flag") is None and t_by_id[b["id"]].get("flag") is None
              and b["tokens"] > 0]
-    if not pairs:
-        return (float("nan"), float("nan"))
-    bs = np.array([b["loss_sum"] for b, _ in pairs])
-    ts = np.array([t["loss_sum"] for _, t in pairs])
-    n_tok = np.array([b["tokens"] for b, _ in pairs], dtype=float)
-    idx = np.random.default_rng(seed).integers(0, len(pairs), size=(samples, len(pairs)))
-    deltas = ts[idx].sum(1) / n_tok[idx].sum(1) - bs[idx].sum(1) / n_tok[idx].sum(1)
-    return (float(np.quantile(deltas, 0.025)), float(np.quantile(deltas, 0.975)))
+    return paired_ratio_delta([b["loss_sum"] for b, _ in pairs], [t["loss_sum"] for _, t in pairs],
+                              [b["tokens"] for b, _ in pairs], samples=samples, seed=seed)
 
 
 def compare(base: dict[str, Any] | None, tuned: dict[str, Any] | None,
