@@ -115,7 +115,7 @@ def test_recipe_stage_hands_on_kept_file(shared_data, smol_path, tmp_path):
     recipe.write_text(
         f"name: t\nmodel: {smol_path}\n"
         f"data:\n  train: [{shared_data / 't0-sample' / 'xsum_DOC_tldr.jsonl'}, "
-        f"{shared_data / 't0-sample' / 'xsum_summarize_DOC.jsonl'}]\n  eval_fraction: 0.1\n"
+        f"{shared_data / 't0-sample' / 'xsum_summarize_DOC.jsonl'}]\n  test_fraction: 0.1\n"
         "curate:\n  stats: false\n")
     state = run_recipe(load_recipe(recipe), tmp_path / "run")
     assert state.train_path == tmp_path / "run" / "curate" / "kept.jsonl"

@@ -83,7 +83,7 @@ def test_recipe_stage_hands_the_selection_to_the_next_stage(tmp_path, tiny_model
     data = tmp_path / "pool.jsonl"
     write_examples(data, pool())
     recipe = Recipe.model_validate({
-        "model": tiny_model_dir, "data": {"train": [str(data)], "eval_fraction": 0.2},
+        "model": tiny_model_dir, "data": {"train": [str(data)], "test_fraction": 0.2},
         "select": {"score": {"scores": ["ppl", "ifd"], "precision": "fp32",
                              "cache": str(tmp_path / "c.sqlite")},
                    "selection": {"method": "topk", "order_by": "ppl", "budget": 4}}})
@@ -98,7 +98,7 @@ def test_shipped_recipe_loads_and_validates():
     r = load_recipe(ROOT / "recipes" / "select.yaml")
     assert r.select is not None and r.select.selection.method == "diverse"
     assert "embedding" in r.select.score.scores
-    for f in r.data.train + r.data.eval:
+    for f in r.data.train + r.data.validation + r.data.test:
         assert (ROOT / f).exists()
     from sftflow.pipeline.experiment import load_experiment_config
     cfg = load_experiment_config(ROOT / "recipes" / "select.yaml", budget=120)

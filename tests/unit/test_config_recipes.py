@@ -20,8 +20,22 @@ def test_there_are_recipes():
 def test_shipped_recipe_validates(path):
     r = load_recipe(path)
     assert isinstance(r, Recipe)
-    for f in r.data.train + r.data.eval:
+    for f in r.data.train + r.data.validation + r.data.test:
         assert (ROOT / f).exists(), f"{path.name} names a missing data file {f}"
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipe_fixes_three_sets(path):
+    r = load_recipe(path)
+    assert r.data.validation and r.data.test, f"{path.name}: give validation and test files"
+    assert not set(r.data.validation) & set(r.data.test) & set(r.data.train)
+
+
+def test_old_eval_key_is_an_error_that_suggests_the_new_schema(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("data:\n  train: [a.jsonl]\n  test_fration: 0.2\n")
+    with pytest.raises(ConfigError, match="did you mean 'test_fraction'"):
+        load_recipe(p)
 
 
 def test_misspelled_key_suggests_closest(tmp_path):

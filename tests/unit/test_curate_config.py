@@ -63,7 +63,7 @@ def test_shipped_recipe_loads_both_ways():
     recipe = load_recipe(path)
     assert recipe.curate is not None and recipe.curate.near_dedup.keep == "longest_response"
     assert recipe.curate.leak_check is True
-    for f in recipe.data.train + recipe.data.eval:
+    for f in recipe.data.train + recipe.data.validation + recipe.data.test:
         assert (ROOT / f).exists(), f
     section = load_curate_config(path, ["near_dedup.threshold=0.8"])
     assert section.steps == recipe.curate.steps and section.near_dedup.threshold == 0.8

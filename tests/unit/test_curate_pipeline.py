@@ -208,7 +208,7 @@ def test_run_stage_leak_check_default_and_off(tmp_path, smol_path):
     write_examples(tmp_path / "eval.jsonl", [train[0]])
     for leak_check, expect in ((None, ["leakage"]), (False, [])):
         state = RunState(recipe=Recipe(model=smol_path), out_dir=tmp_path / f"run-{leak_check}",
-                         train_path=tmp_path / "train.jsonl", eval_path=tmp_path / "eval.jsonl")
+                         train_path=tmp_path / "train.jsonl", test_path=tmp_path / "eval.jsonl")
         c = CurateConfig.model_validate({"leak_check": leak_check, "stats": False,
                                          "length": {"min_instruction": 1, "min_response": 1}})
         run_stage(c, state)
@@ -217,5 +217,5 @@ def test_run_stage_leak_check_default_and_off(tmp_path, smol_path):
         assert [r["step"] for r in rej] == expect
     state = RunState(recipe=Recipe(model=smol_path), out_dir=tmp_path / "run-x",
                      train_path=tmp_path / "train.jsonl")
-    with pytest.raises(ValueError, match="no evaluation file"):
+    with pytest.raises(ValueError, match="no validation or test file"):
         run_stage(CurateConfig(leak_check=True), state)

@@ -40,8 +40,18 @@ def train() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def heldout() -> list[dict]:
-    return load("heldout.jsonl")
+def validation() -> list[dict]:
+    return load("validation.jsonl")
+
+
+@pytest.fixture(scope="module")
+def test_set() -> list[dict]:
+    return load("test.jsonl")
+
+
+@pytest.fixture(scope="module")
+def heldout(validation, test_set) -> list[dict]:
+    return validation + test_set
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +84,12 @@ def money(text: str) -> float:
 
 
 # --- size and shape ---------------------------------------------------------------
+
+def test_validation_and_test_share_no_question(validation, test_set):
+    assert len(validation) >= 30 and len(test_set) >= 60
+    # First questions are distinct; a short follow-up ("How about after 12 years?") may recur.
+    assert not {users(r)[0] for r in validation} & {users(r)[0] for r in test_set}
+
 
 def test_counts_two_turn_share_and_system_prompts(train, heldout):
     assert len(train) >= 320
@@ -155,7 +171,8 @@ def test_heldout_user_messages_do_not_overlap_train(train, heldout):
 
 
 def test_overlap_check_detects_a_near_copy(train):
-    copy = {"messages": [{"role": "user", "content": users(train[0])[0] + " Thanks!"},
+    long_question = next(u for r in train for u in users(r) if len(u.split()) >= 12)
+    copy = {"messages": [{"role": "user", "content": long_question + " Thanks!"},
                          {"role": "assistant", "content": "x"}]}
     assert _max_jaccard([copy], train) > 0.5
 
@@ -186,7 +203,7 @@ def test_files_are_exactly_what_the_script_generates(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)],
                           capture_output=True, text=True, check=True)
     assert "5-gram Jaccard" in proc.stdout
-    for name in ("train.jsonl", "heldout.jsonl"):
+    for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
         assert (tmp_path / name).read_bytes() == (DEMO / name).read_bytes(), name
 
 

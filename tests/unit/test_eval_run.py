@@ -138,7 +138,7 @@ def test_recipe_stages_eval_then_report(tiny_pair, tmp_path):
     aced = _task_the_base_aces(base, task, tmp_path / "aced.jsonl")
     recipe = Recipe(model=base, eval={"max_new_tokens": 4, "loss": False, "choice": {"tasks": [str(aced)]}},
                     report={})
-    state = RunState(recipe=recipe, out_dir=tmp_path / "run", eval_path=held, model_dir=Path(tuned))
+    state = RunState(recipe=recipe, out_dir=tmp_path / "run", test_path=held, model_dir=Path(tuned))
     eval_stage(recipe.eval, state)        # fails the gate, but defers to the report stage
     assert state.artifacts["eval"]["status"] == "fail"
     with pytest.raises(EvalFailed, match="aced: acc changed"):

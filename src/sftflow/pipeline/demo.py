@@ -26,36 +26,39 @@ HOUSE_FORMAT = {"name": "house_format", "kind": "regex", "pattern": r"^Answer: .
                 "ignore_case": False, "description": "follows the house format (Answer: / Details:)"}
 
 
+def demo_root() -> Path:
+    return Path(str(resources.files("sftflow"))) / "data" / "demo"
+
+
 def demo_data() -> tuple[Path, Path]:
-    root = Path(str(resources.files("sftflow"))) / "data" / "demo"
-    return root / "train.jsonl", root / "heldout.jsonl"
+    """The demo's training file and its validation file (what trains, what chooses)."""
+    return demo_root() / "train.jsonl", demo_root() / "validation.jsonl"
+
+
+def demo_test_file() -> Path:
+    """The demo's test file: reported on once, at the end; nothing chooses on it."""
+    return demo_root() / "test.jsonl"
 
 
 # Sized for a 2-core CPU (training runs at roughly 80-200 tokens/s there): 30 steps of
-# 8 examples (~240 examples, ~40K tokens), the best of two evaluations on 20 held-out
-# conversations, then base vs tuned on 40 held-out prompts and 100 forgetting questions.
+# 8 examples (~240 examples, ~40K tokens), the best of two evaluations on the validation
+# set, then base vs tuned on the test prompts and 100 forgetting questions.
 DEMO_STEPS = 30
-TRAIN_EVAL_EXAMPLES = 20
 EVAL_PROMPTS = 40
 FORGETTING_QUESTIONS = 100
 
 
 def demo_configs(out: Path, *, epochs: float, max_steps: int, limit: int | None):
     from ..evaluate.config import ChoiceSection, EvalConfig, ProbeSpec
-    from ..io import load_examples, write_examples
     from ..train.config import TrainConfig
-    train_file, heldout = demo_data()
-    # The trainer's periodic evaluation (for the best checkpoint) uses a slice of the
-    # held-out set; the final base-vs-tuned evaluation uses more of it.
-    train_eval = out / "train_eval.jsonl"
-    write_examples(train_eval, load_examples(heldout)[:TRAIN_EVAL_EXAMPLES])
+    train_file, train_eval = demo_data()
     # LoRA on every projection with a learning rate above the 2e-4 default: a 135M
     # model needs a firm push to adopt a new format within a few dozen CPU steps.
     tcfg = TrainConfig(model=DEFAULT_MODEL, data=[str(train_file)], eval=[str(train_eval)], method="lora",
                        lora_r=16, lora_alpha=32, learning_rate=1e-3, epochs=epochs, max_steps=max_steps,
                        batch_size=8, max_length=512, logging_steps=5, eval_steps=max(1, max_steps // 2)
                        if max_steps > 0 else None, seed=0)
-    ecfg = EvalConfig(data=[str(heldout)], limit=limit or EVAL_PROMPTS, max_new_tokens=128, batch_size=8,
+    ecfg = EvalConfig(data=[str(demo_test_file())], limit=limit or EVAL_PROMPTS, max_new_tokens=128, batch_size=8,
                       extra_probes=[ProbeSpec(**HOUSE_FORMAT)], choice=ChoiceSection(limit=FORGETTING_QUESTIONS))
     return tcfg, ecfg
 
@@ -104,7 +107,7 @@ def run_demo(out: Path, *, epochs: float = 1.0, max_steps: int = DEMO_STEPS, lim
     from ..train.sft import train
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    train_file, heldout = demo_data()
+    train_file, _ = demo_data()
     if not train_file.exists():
         raise FileNotFoundError(f"demo data missing from the package: {train_file}")
     tcfg, ecfg = demo_configs(out, epochs=epochs, max_steps=max_steps, limit=limit)

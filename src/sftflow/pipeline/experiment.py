@@ -72,10 +72,10 @@ def load_experiment_config(path: Path | None, overrides: list[str] | None = None
         raw = load_yaml(path)
         source = str(path)
         d = raw.get("data") or {}
-        data = {"pool": d.get("train") or [], "heldout": d.get("eval") or [],
+        data = {"pool": d.get("train") or [], "heldout": d.get("test") or [],
                 "model": raw.get("model"), "seed": raw.get("seed", 0)}
-        if d.get("eval_fraction") is not None:
-            data["heldout_fraction"] = d["eval_fraction"]
+        if d.get("test_fraction") is not None:
+            data["heldout_fraction"] = d["test_fraction"]
         for section in ("select", "train", "eval"):
             if raw.get(section) is not None:
                 data[section] = raw[section]
@@ -105,21 +105,10 @@ def mean_ci(values: list[float], confidence: float = 0.95) -> dict[str, Any]:
 
 
 def diff_ci(a: list[float], b: list[float], confidence: float = 0.95) -> dict[str, Any]:
-    """mean(a) - mean(b) with a Welch (unequal variances) t interval."""
-    from scipy import stats
-    a = np.asarray([x for x in a if x is not None and math.isfinite(x)], dtype=float)
-    b = np.asarray([x for x in b if x is not None and math.isfinite(x)], dtype=float)
-    if len(a) < 2 or len(b) < 2:
-        d = float(a.mean() - b.mean()) if len(a) and len(b) else None
-        return {"diff": d, "low": None, "high": None}
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    d = float(a.mean() - b.mean())
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return {"diff": d, "low": d, "high": d, "df": None}
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
-    return {"diff": d, "low": d - half, "high": d + half, "df": float(df)}
+    """mean(a) - mean(b) with scipy's Welch (unequal variances) t interval; unmeasured runs dropped."""
+    from ..intervals import welch_interval
+    return welch_interval([x for x in a if x is not None and math.isfinite(x)],
+                          [x for x in b if x is not None and math.isfinite(x)], confidence)
 
 
 def verdict(diff: dict[str, Any], lower_is_better: bool = True) -> str:
@@ -148,7 +137,7 @@ def _run_one(cfg: ExperimentConfig, arm: str, r: int, train_file: Path, heldout_
         prev = json.loads(done.read_text())
         if prev.get("eval_config") == want_eval:
             return prev
-    seed = cfg.train.seed + r
+    seed = (cfg.train.seed or 0) + r         # an unset train seed is 0
     trained = run_dir / "train" / "train_result.json"
     if not trained.exists():
         from ..train.sft import train

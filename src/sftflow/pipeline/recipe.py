@@ -5,9 +5,12 @@ is exactly the union of what each stage accepts. Stages hand off through files: 
 writes into ``<output_dir>/<stage>/`` and updates ``RunState`` (which training file
 is current, where the trained model is), so any stage can be rerun or replaced.
 
-Evaluation data is set aside *first*, before any stage touches the training data
-(a seeded split when the recipe gives no eval file), so curation and selection can
-never leak it into training.
+Three sets are fixed *first*, before any stage touches the data: train, validation
+(chooses the checkpoint and drives early stopping) and test (read once, by the eval
+stage). Each is a file the recipe names or a seeded share of the training files, split
+by ``metadata["group"]`` so no group crosses sets (``sftflow.splits``). The test ids
+go into ``data/manifest.json``, and the eval stage refuses a test set that overlaps
+anything the run trained or selected on.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from typing import Any
 from pydantic import Field
 
 from ..config import StrictModel, dump_yaml, load_config
-from ..io import read_examples, write_examples, write_rejected
+from ..io import load_examples, read_examples, write_examples, write_manifest, write_rejected
 from ..models import DEFAULT_MODEL
-from ..splits import split_heldout
+from ..splits import check_test_unseen, split_by_group
 from ..curate.config import CurateConfig
 from ..generate.config import GenerateConfig
 from ..evaluate.config import EvalConfig
@@ -33,9 +36,13 @@ from ..train.config import TrainConfig
 
 class DataSection(StrictModel):
     train: list[str] = Field(default_factory=list, description="training files (any supported format)")
-    eval: list[str] = Field(default_factory=list, description="held-out files; empty = seeded split")
+    validation: list[str] = Field(default_factory=list,
+                                  description="files that choose checkpoints; empty = a seeded share of train")
+    test: list[str] = Field(default_factory=list,
+                            description="files reported on once at the end; empty = a seeded share of train")
+    validation_fraction: float = Field(0.1, ge=0, lt=1, description="share of train groups (no validation file)")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="share of train groups (no test file)")
     format: str = "auto"
-    eval_fraction: float = Field(0.1, gt=0, lt=1)
     skip_invalid: bool = False
 
 
@@ -70,9 +77,32 @@ class RunState:
     recipe: Recipe
     out_dir: Path
     train_path: Path | None = None      # current training data (sftflow JSONL)
-    eval_path: Path | None = None       # held-out data, fixed before any stage runs
+    validation_path: Path | None = None  # chooses checkpoints; fixed before any stage runs
+    test_path: Path | None = None       # reported on once by the eval stage; fixed before any stage runs
     model_dir: Path | None = None       # trained model or adapter, once trained
     artifacts: dict[str, Any] = field(default_factory=dict)  # stage -> what it wrote
+
+    @property
+    def eval_path(self) -> Path | None:
+        """What training evaluates on while it runs: the validation set (never the test set)."""
+        return self.validation_path
+
+    def training_inputs(self) -> list[Path]:
+        """Every file that trained or chose: the data as read, each stage's output, validation."""
+        paths = [self.out_dir / "data" / "train.jsonl", self.train_path, self.validation_path]
+        for stage in ("generate", "curate", "select"):
+            paths += [self.out_dir / stage / n for n in ("train.jsonl", "kept.jsonl", "selected.jsonl")]
+        seen, out = set(), []
+        for p in paths:
+            if p is not None and Path(p).exists() and Path(p) not in seen:
+                seen.add(Path(p))
+                out.append(Path(p))
+        return out
+
+    def check_test_unseen(self, test_files: list[str]) -> None:
+        """Raise ``LeakedTestSet`` when the test files overlap anything that trained or chose."""
+        test = load_examples(test_files)
+        check_test_unseen(test, {str(p): load_examples([p]) for p in self.training_inputs()})
 
     def stage_dir(self, stage: str) -> Path:
         d = self.out_dir / stage
@@ -84,26 +114,47 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     return load_config(Recipe, path, overrides)
 
 
+def _read(files: list[str], data: DataSection):
+    res = read_examples(files, data.format, skip_invalid=data.skip_invalid)
+    return res.examples, res.rejected
+
+
 def prepare_data(state: RunState) -> None:
-    """Read the recipe's data once, set the held-out part aside, write both as JSONL."""
+    """Read the recipe's data once, fix train / validation / test, write each as JSONL.
+
+    A set with its own files is read from them; otherwise it is a seeded share of the
+    training files' groups. The manifest lists every test id, so anyone can check later
+    that nothing the run trained on was reported on.
+    """
     data = state.recipe.data
     if not data.train:
         return
     d = state.stage_dir("data")
-    res = read_examples(data.train, data.format, skip_invalid=data.skip_invalid)
-    if res.rejected:
-        write_rejected(d / "rejected.jsonl", res.rejected)
-    train = res.examples
-    if data.eval:
-        heldout = read_examples(data.eval, data.format, skip_invalid=data.skip_invalid).examples
-    else:
-        train, heldout = split_heldout(train, data.eval_fraction, state.recipe.seed)
+    train, rejected = _read(data.train, data)
+    given = {}
+    for name in ("validation", "test"):
+        if getattr(data, name):
+            given[name], bad = _read(getattr(data, name), data)
+            rejected += bad
+    if rejected:
+        write_rejected(d / "rejected.jsonl", rejected)
+    splits = split_by_group(train, validation=0.0 if "validation" in given else data.validation_fraction,
+                            test=0.0 if "test" in given else data.test_fraction, seed=state.recipe.seed)
+    splits.validation = given.get("validation", splits.validation)
+    splits.test = given.get("test", splits.test)
     state.train_path = d / "train.jsonl"
-    state.eval_path = d / "eval.jsonl"
-    write_examples(state.train_path, train)
-    write_examples(state.eval_path, heldout)
-    state.artifacts["data"] = {"train": len(train), "eval": len(heldout),
-                               "rejected": len(res.rejected)}
+    write_examples(state.train_path, splits.train)
+    for name in ("validation", "test"):     # an empty set (fraction 0, no file) has no path
+        rows = getattr(splits, name)
+        if rows:
+            write_examples(d / f"{name}.jsonl", rows)
+        setattr(state, f"{name}_path", d / f"{name}.jsonl" if rows else None)
+    # The given files can overlap each other; a run that reports on its training data is refused here.
+    check_test_unseen(splits.test, {"train": splits.train, "validation": splits.validation})
+    counts = {**splits.summary(), "rejected": len(rejected)}
+    write_manifest(d, stage="data", inputs=[*data.train, *data.validation, *data.test], config=data,
+                   counts=counts, extra={"seed": state.recipe.seed, "test_ids": [e.id for e in splits.test]})
+    state.artifacts["data"] = counts
 
 
 def run_recipe(recipe: Recipe, out_dir: str | Path | None = None) -> RunState:

@@ -1,7 +1,10 @@
 """Build the personal-finance demo dataset that ships with sftflow.
 
-Writes ``train.jsonl`` and ``heldout.jsonl`` (OpenAI ``messages`` format) next to
-this script, or into ``--out``. Every assistant turn follows the house format::
+Writes ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (OpenAI ``messages``
+format) next to this script, or into ``--out``. Validation and test use question
+templates and amounts that training never sees; validation chooses checkpoints, test
+reports. Their amounts are disjoint from each other too, and their conceptual
+questions are different ones. Every assistant turn follows the house format::
 
     Answer: <one sentence with the key number or fact>
 
@@ -27,7 +30,8 @@ from typing import Callable
 
 SEED = 20261123
 TRAIN_PER_KIND = 18
-HELDOUT_PER_KIND = 4
+VALIDATION_PER_KIND = 2
+TEST_PER_KIND = 4
 FOLLOWUP_EVERY = 4          # every 4th example of a kind with follow-ups is two-turn
 SYSTEM_PROMPT_SHARE = 0.25
 MIN_WORDS, MAX_WORDS = 25, 70
@@ -168,7 +172,7 @@ def loan_payment(rng, split, want_followup):
     sub = rng.choice(["mortgage", "mortgage", "auto", "personal"])
     if sub == "mortgage":
         P = rng.randrange(150000, 750001, 5000)
-        rate = rng.choice([4.5, 4.75, 5, 5.25, 5.5, 5.75, 6, 6.125, 6.25, 6.5, 6.75, 7, 7.25, 7.5])
+        rate = rng.choice([4.5, 4.75, 5, 5.25, 5.5, 5.75, 6, 6.25, 6.5, 6.75, 7, 7.25, 7.5])
         years = rng.choice([15, 20, 30])
         n = years * 12
         t = rng.choice({
@@ -1192,7 +1196,9 @@ CONCEPTS: dict[str, tuple[str, str, str]] = {
                    "later. Keeping a no-fee card open with small, paid-off purchases avoids both effects."),
 }
 
-# Whole conceptual questions kept out of training.
+# Whole conceptual questions kept out of training; the first VALIDATION_CONCEPTS go to
+# validation, the rest to test.
+VALIDATION_CONCEPTS = 6
 HELDOUT_CONCEPTS = ["kyc", "wire_ach", "escrow", "secured_card", "swift_iban", "capital_gain", "rebalancing",
                     "term_whole", "marginal_rate", "avalanche_snowball", "collateral", "chargeback",
                     "check_hold", "opportunity_cost", "vesting", "t_bills", "credit_union", "ncua", "prime_rate"]
@@ -1254,7 +1260,8 @@ def conversation(rng: random.Random, turns: list[tuple[str, str]]) -> dict:
 
 
 def build_split(rng: random.Random, split: str, per_kind: int, banned_mains: dict[str, set],
-                seen_questions: set[str]) -> tuple[list[dict], dict[str, set]]:
+                seen_questions: set[str], concept_ids: list[str],
+                pairs: list[tuple[str, str, str]]) -> tuple[list[dict], dict[str, set]]:
     examples: list[tuple[str, dict]] = []
     mains: dict[str, set] = {}
     for kind, make in KINDS.items():
@@ -1274,9 +1281,8 @@ def build_split(rng: random.Random, split: str, per_kind: int, banned_mains: dic
             turns = [(q, a)] + ([follow] if follow else [])
             examples.append((kind, conversation(rng, turns)))
             made += 1
-    concept_ids = [c for c in CONCEPTS if (c in HELDOUT_CONCEPTS) == (split == "heldout")]
-    paired = {c for first, _, second in CONCEPT_PAIRS[split] for c in (first, second)}
-    for first, follow_q, second in CONCEPT_PAIRS[split]:
+    paired = {c for first, _, second in pairs for c in (first, second)}
+    for first, follow_q, second in pairs:
         turns = [(CONCEPTS[first][0], reply(*CONCEPTS[first][1:])),
                  (follow_q, reply(*CONCEPTS[second][1:]))]
         examples.append(("concept", conversation(rng, turns)))
@@ -1311,7 +1317,15 @@ def max_overlap(heldout: list[dict], train: list[dict], mask_numbers: bool = Fal
     return best
 
 
-def build() -> tuple[list[dict], list[dict]]:
+def merge_mains(*maps: dict[str, set]) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for m in maps:
+        for k, v in m.items():
+            out.setdefault(k, set()).update(v)
+    return out
+
+
+def build() -> tuple[list[dict], list[dict], list[dict]]:
     missing = [c for c in HELDOUT_CONCEPTS if c not in CONCEPTS]
     if missing:
         raise KeyError(f"held-out concepts not defined: {missing}")
@@ -1322,10 +1336,15 @@ def build() -> tuple[list[dict], list[dict]]:
                     raise ValueError(f"concept {cid!r} is paired in {split} but belongs to the other split")
     rng = random.Random(SEED)
     seen: set[str] = set()
-    # Held-out first, so training can be drawn around its numbers.
-    heldout, held_mains = build_split(rng, "heldout", HELDOUT_PER_KIND, {}, seen)
-    train, _ = build_split(rng, "train", TRAIN_PER_KIND, held_mains, seen)
-    return train, heldout
+    val_concepts, test_concepts = HELDOUT_CONCEPTS[:VALIDATION_CONCEPTS], HELDOUT_CONCEPTS[VALIDATION_CONCEPTS:]
+    # Test first, then validation around its numbers, then training around both.
+    test, test_mains = build_split(rng, "heldout", TEST_PER_KIND, {}, seen, test_concepts,
+                                   CONCEPT_PAIRS["heldout"])
+    validation, val_mains = build_split(rng, "heldout", VALIDATION_PER_KIND, test_mains, seen, val_concepts, [])
+    train_concepts = [c for c in CONCEPTS if c not in HELDOUT_CONCEPTS]
+    train, _ = build_split(rng, "train", TRAIN_PER_KIND, merge_mains(test_mains, val_mains), seen,
+                           train_concepts, CONCEPT_PAIRS["train"])
+    return train, validation, test
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -1337,22 +1356,24 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
-                        help="folder to write train.jsonl and heldout.jsonl into")
+                        help="folder to write train.jsonl, validation.jsonl and test.jsonl into")
     args = parser.parse_args(argv)
-    train, heldout = build()
+    train, validation, test = build()
+    heldout = validation + test
     overlap, hq, tq = max_overlap(heldout, train)
     phrasing, phq, ptq = max_overlap(heldout, train, mask_numbers=True)
     for value, a, b in ((overlap, hq, tq), (phrasing, phq, ptq)):
         if value > MAX_HELDOUT_JACCARD:
             raise SystemExit(f"held-out overlaps train (5-gram Jaccard {value:.3f}):\n  {a}\n  {b}")
     args.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(args.out / "train.jsonl", train)
-    write_jsonl(args.out / "heldout.jsonl", heldout)
+    sets = (("train", train), ("validation", validation), ("test", test))
+    for name, rows in sets:
+        write_jsonl(args.out / f"{name}.jsonl", rows)
     two_turn = lambda rows: sum(len(user_messages(r)) > 1 for r in rows)  # noqa: E731
     with_system = lambda rows: sum(r["messages"][0]["role"] == "system" for r in rows)  # noqa: E731
-    for name, rows in (("train", train), ("heldout", heldout)):
+    for name, rows in sets:
         print(f"{name}: {len(rows)} examples, {two_turn(rows)} two-turn, {with_system(rows)} with a system prompt")
-    print(f"max word-5-gram Jaccard, held-out vs train user messages: {overlap:.3f} "
+    print(f"max word-5-gram Jaccard, validation+test vs train user messages: {overlap:.3f} "
           f"(limit {MAX_HELDOUT_JACCARD})")
     print(f"same check with every number masked (phrasing only): {phrasing:.3f}")
     print(f"  closest pair: {phq!r} ~ {ptq!r}")

@@ -1,7 +1,7 @@
 """The curate stage of a recipe: clean the current training file, hand on the kept set.
 
-Evaluation data was set aside before any stage ran (``recipe.prepare_data``); by default
-this stage also checks the training data against it and removes whatever leaked.
+Validation and test were set aside before any stage ran (``recipe.prepare_data``); by
+default this stage also checks the training data against both and removes whatever leaked.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ def run_stage(cfg: CurateConfig, state) -> None:
     if state.train_path is None:
         raise ValueError("curate: the recipe has no training data (set data.train)")
     out = state.stage_dir("curate")
-    has_eval = state.eval_path is not None and Path(state.eval_path).exists()
-    check = cfg.leak_check if cfg.leak_check is not None else has_eval
+    held = [p for p in (state.validation_path, state.test_path) if p is not None and Path(p).exists()]
+    check = cfg.leak_check if cfg.leak_check is not None else bool(held)
     eval_paths: list = []
     if check:
-        eval_paths = ([state.eval_path] if has_eval else []) + list(cfg.leakage.eval)
+        eval_paths = held + list(cfg.leakage.eval)
         if not eval_paths:
-            raise ValueError("curate.leak_check is true but there is no evaluation file "
-                             "(set data.eval, data.eval_fraction or curate.leakage.eval)")
+            raise ValueError("curate.leak_check is true but there is no validation or test file "
+                             "(set data.validation / data.test, their fractions, or curate.leakage.eval)")
     result = curate([state.train_path], out, cfg, model=cfg.model or state.recipe.model,
                     eval_paths=eval_paths or None)
     state.train_path = out / "kept.jsonl"
