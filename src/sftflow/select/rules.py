@@ -7,8 +7,10 @@ Names are keys of ``metadata["scores"]``; ``pct(name)`` is a record's percentile
 (0-100, the share of measured values <= it) so a threshold can be relative. Parsed
 with Python's ``ast`` and evaluated by a walker that knows only comparisons, and/or/not,
 numbers and ``pct``: a rule can never run code. A missing or flagged score is NaN, and
-every comparison with NaN is false, so a record is never selected by a value nobody
-measured.
+a comparison with NaN is *unknown* rather than false, so that its negation is unknown too
+(``not ifd > 1`` and ``ppl != 5`` do not hold for a record nobody measured). and/or
+follow three-valued logic, and a record is selected only when the rule is known true:
+never by a value nobody measured.
 """
 
 from __future__ import annotations
@@ -59,33 +61,46 @@ class Rule:
     def evaluate(self, examples) -> np.ndarray:
         cols = {n: score_column(examples, n) for n in self.names}
         with np.errstate(invalid="ignore"):
-            return np.asarray(self._eval(self.tree.body, cols, len(examples)), dtype=bool)
+            value, known = self._truth(self.tree.body, cols, len(examples))
+        return np.asarray(value & known, dtype=bool)   # unknown never selects
 
     def explain(self, example) -> str:
         sc = example.metadata.get("scores", {})
         vals = ", ".join(f"{n}={_fmt(sc.get(n))}" for n in self.names)
         return f"{self.text} [{vals}]"
 
-    def _eval(self, node, cols, n):
+    def _truth(self, node, cols, n) -> tuple[np.ndarray, np.ndarray]:
+        """(value, known) per record: SQL's three-valued (Kleene) logic.
+
+        A comparison is unknown where an operand is missing; ``not`` keeps unknown
+        unknown (so ``not ifd > 1`` does not select a record without an ifd); ``and`` is
+        false as soon as one known part is false, ``or`` true as soon as one known part is
+        true, and unknown otherwise.
+        """
         if isinstance(node, ast.BoolOp):
-            parts = [self._eval(v, cols, n) for v in node.values]
-            fn = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
-            acc = parts[0]
-            for p in parts[1:]:
-                acc = fn(acc, p)
-            return acc
+            parts = [self._truth(v, cols, n) for v in node.values]
+            if isinstance(node.op, ast.And):
+                decided_false = np.logical_or.reduce([known & ~value for value, known in parts])
+                all_true = np.logical_and.reduce([known & value for value, known in parts])
+                return all_true, all_true | decided_false
+            decided_true = np.logical_or.reduce([known & value for value, known in parts])
+            all_false = np.logical_and.reduce([known & ~value for value, known in parts])
+            return decided_true, decided_true | all_false
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return np.logical_not(self._eval(node.operand, cols, n))
+            value, known = self._truth(node.operand, cols, n)
+            return ~value, known
+        left = self._number(node.left, cols, n)
+        value, known = np.ones(n, dtype=bool), np.isfinite(left)
+        for op, right_node in zip(node.ops, node.comparators):     # 1 < ifd < 3: each link must hold
+            right = self._number(right_node, cols, n)
+            value &= _CMP[type(op)](left, right)
+            known &= np.isfinite(right)
+            left = right
+        return value, known
+
+    def _number(self, node, cols, n) -> np.ndarray:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -self._eval(node.operand, cols, n)
-        if isinstance(node, ast.Compare):
-            left = self._eval(node.left, cols, n)
-            acc = np.ones(n, dtype=bool)
-            for op, right_node in zip(node.ops, node.comparators):
-                right = self._eval(right_node, cols, n)
-                acc = acc & _CMP[type(op)](left, right)
-                left = right
-            return acc
+            return -self._number(node.operand, cols, n)
         if isinstance(node, ast.Name):
             return cols[node.id]
         if isinstance(node, ast.Constant):
