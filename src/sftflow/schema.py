@@ -1,10 +1,15 @@
 """The one record type every stage reads and writes.
 
-An ``Example`` is a conversation (``messages``: a list of ``{role, content}``) plus
-free-form ``metadata`` where stages write what they measured. Single-turn data is a
-one-exchange conversation. ``id`` is a stable hash of the conversation's content, so
-the same example read from Alpaca or from ShareGPT gets the same id, and caches keyed
-by it survive format conversions.
+An ``Example`` is a conversation (``messages``: a list of turns, see ``sftflow.turns``
+for what a turn may carry: tool calls, reasoning traces, tool results), the function
+schemas the conversation may call (``tools``, OpenAI form, or ``None``), plus
+free-form ``metadata`` where stages write what they measured. ``tools`` is a field of
+its own, not metadata: it changes what the model sees (templates render it), so it is
+part of the id and every writer keeps it. Single-turn data is a one-exchange
+conversation. ``id`` is a stable hash of everything the model sees, so the same example
+read from Alpaca or from ShareGPT gets the same id, and caches keyed by it survive
+format conversions. A plain ``{role, content}`` conversation hashes exactly as before
+tool calls existed, so existing ids and caches stay valid.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("system", "user", "assistant")
+from .turns import ROLES, TurnError, call_text, check_tool_answers, normalize_turn, validate_tools
+
+__all__ = ["ROLES", "Example", "RecordError", "content_id", "validate_messages", "validate_tools"]
 
 
 class RecordError(ValueError):
@@ -36,54 +43,63 @@ class RecordError(ValueError):
         super().__init__(f"{': '.join(where)}: {message}" if where else message)
 
 
-def content_id(messages: list[dict[str, str]]) -> str:
-    """Stable id: sha256 over the canonical JSON of (role, content) pairs, first 16 hex."""
-    canon = json.dumps([[m["role"], m["content"]] for m in messages], ensure_ascii=False,
-                       separators=(",", ":"))
+def content_id(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+    """Stable id: sha256 over canonical JSON of the conversation (and tools), first 16 hex.
+
+    A plain turn contributes ``[role, content]``; a turn with tool calls, reasoning or a
+    tool-call id adds its extra fields as a third element, and a record with tools wraps
+    the whole in ``{"messages", "tools"}``.
+    """
+    rows: list[Any] = []
+    for m in messages:
+        extra = {k: v for k, v in m.items() if k not in ("role", "content")}
+        rows.append([m["role"], m["content"], extra] if extra else [m["role"], m["content"]])
+    payload: Any = {"messages": rows, "tools": tools} if tools else rows
+    canon = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:16]
 
 
-def validate_messages(messages: Any, *, field_name: str = "messages") -> list[dict[str, str]]:
-    """Check shape and roles; return a clean copy with only role and content."""
+def validate_messages(messages: Any, *, field_name: str = "messages") -> list[dict[str, Any]]:
+    """Check shape, roles and tool-call pairing; return a clean canonical copy."""
+    if hasattr(messages, "tolist"):
+        messages = messages.tolist()
     if not isinstance(messages, list):
         raise RecordError(f"expected a list of messages, got {type(messages).__name__}",
                           field=field_name)
     if not messages:
         raise RecordError("conversation has no messages", field=field_name)
-    clean = []
-    for i, m in enumerate(messages):
-        f = f"{field_name}[{i}]"
-        if not isinstance(m, dict):
-            raise RecordError(f"expected an object, got {type(m).__name__}", field=f)
-        if "role" not in m:
-            raise RecordError("missing 'role'", field=f"{f}.role")
-        if "content" not in m:
-            raise RecordError("missing 'content'", field=f"{f}.content")
-        role, content = m["role"], m["content"]
-        if role not in ROLES:
-            raise RecordError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})",
-                              field=f"{f}.role")
-        if not isinstance(content, str):
-            raise RecordError(f"content must be a string, got {type(content).__name__}",
-                              field=f"{f}.content")
-        if role == "system" and i != 0:
-            raise RecordError("a system message may only come first", field=f"{f}.role")
-        clean.append({"role": role, "content": content})
+    try:
+        clean = [normalize_turn(m, f"{field_name}[{i}]") for i, m in enumerate(messages)]
+        check_tool_answers(clean, field_name)
+    except TurnError as e:
+        raise RecordError(e.reason, field=e.field) from None
+    for i, m in enumerate(clean):
+        if m["role"] == "system" and i != 0:
+            raise RecordError("a system message may only come first", field=f"{field_name}[{i}].role")
     if not any(m["role"] == "assistant" for m in clean):
         raise RecordError("conversation has no assistant message", field=field_name)
     return clean
 
 
+def _tools(tools: Any) -> list[dict[str, Any]] | None:
+    try:
+        return validate_tools(tools)
+    except TurnError as e:
+        raise RecordError(e.reason, field=e.field) from None
+
+
 @dataclass
 class Example:
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str = ""
+    tools: list[dict[str, Any]] | None = None
 
     def __post_init__(self):
         self.messages = validate_messages(self.messages)
+        self.tools = _tools(self.tools)
         if not self.id:
-            self.id = content_id(self.messages)
+            self.id = content_id(self.messages, self.tools)
 
     # Convenience views used by filters, scorers and prompts.
     @property
@@ -110,20 +126,40 @@ class Example:
 
     @property
     def response(self) -> str:
-        """The final assistant turn."""
-        return [m for m in self.messages if m["role"] == "assistant"][-1]["content"]
+        """The final assistant turn's text: its content, then each tool call it makes as one
+        line of canonical JSON (a call *is* the answer of a tool-calling turn, so length
+        filters and dedup must see it). The reasoning trace is not included: see
+        ``reasoning``."""
+        m = self.messages[self.last_assistant]
+        if not m.get("tool_calls"):
+            return m["content"]
+        parts = ([m["content"]] if m["content"] else []) + [call_text(c) for c in m["tool_calls"]]
+        return "\n".join(parts)
+
+    @property
+    def reasoning(self) -> str:
+        """The final assistant turn's reasoning trace ('' when none)."""
+        return self.messages[self.last_assistant].get("reasoning_content", "")
+
+    @property
+    def has_tool_calls(self) -> bool:
+        return any(m.get("tool_calls") for m in self.messages)
 
     @property
     def is_multi_turn(self) -> bool:
         return sum(m["role"] == "assistant" for m in self.messages) > 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "messages": self.messages, "metadata": self.metadata}
+        d: dict[str, Any] = {"id": self.id, "messages": self.messages}
+        if self.tools:
+            d["tools"] = self.tools
+        d["metadata"] = self.metadata
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Example":
         return cls(messages=d["messages"], metadata=dict(d.get("metadata") or {}),
-                   id=d.get("id") or "")
+                   id=d.get("id") or "", tools=d.get("tools"))
 
     @classmethod
     def single(cls, prompt: str, response: str, *, system: str | None = None,

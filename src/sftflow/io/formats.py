@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from ..schema import Example, RecordError, validate_messages
+from ..turns import TurnError, validate_tools
 
 FORMATS = ("auto", "sftflow", "messages", "sharegpt", "alpaca", "prompt_completion")
 
@@ -78,6 +79,65 @@ def _loads_if_json(v: Any) -> Any:
     return v
 
 
+SHAREGPT_TOOL_ROLES = ("function_call", "observation", "tool", "function")
+
+
+def _sharegpt_calls(value: str, field: str) -> list[dict[str, Any]]:
+    # LLaMA-Factory's convention: the value is JSON {name, arguments}, or a list of them
+    # for parallel calls.
+    try:
+        calls = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise RecordError(f"a function_call value must be JSON {{name, arguments}}: {e.msg}",
+                          field=field) from None
+    calls = calls if isinstance(calls, list) else [calls]
+    if not all(isinstance(c, dict) for c in calls):
+        raise RecordError("a function_call value must be a JSON object {name, arguments}", field=field)
+    return [{"type": "function", "function": {"name": c.get("name"), "arguments": c.get("arguments")}}
+            for c in calls]
+
+
+def sharegpt_turn(turn: Any, f: str, before: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ShareGPT turn as a message; ``function_call`` is an assistant turn making calls,
+    ``observation`` a tool result (named after the call it answers, in order)."""
+    if not isinstance(turn, dict):
+        raise RecordError(f"expected an object, got {type(turn).__name__}", field=f)
+    if "from" not in turn:
+        raise RecordError("missing 'from'", field=f"{f}.from")
+    if "value" not in turn:
+        raise RecordError("missing 'value'", field=f"{f}.value")
+    who = str(turn["from"]).lower()
+    role = SHAREGPT_ROLES.get(who) or (who if who in SHAREGPT_TOOL_ROLES else None)
+    if role is None:
+        raise RecordError(f"unknown role {turn['from']!r} (expected human, gpt, system, "
+                          "function_call or observation)", field=f"{f}.from")
+    if not isinstance(turn["value"], str):
+        raise RecordError(f"expected a string, got {type(turn['value']).__name__}", field=f"{f}.value")
+    if role == "function_call":
+        return {"role": "assistant", "content": "", "tool_calls": _sharegpt_calls(turn["value"], f"{f}.value")}
+    if role in SHAREGPT_TOOL_ROLES:
+        at = next((j for j in range(len(before) - 1, -1, -1) if before[j]["role"] != "tool"), None)
+        calls = before[at].get("tool_calls") or [] if at is not None else []
+        k = len(before) - at - 1 if at is not None else 0        # tool turns since that call
+        msg = {"role": "tool", "content": turn["value"]}
+        if k < len(calls) and isinstance(calls[k]["function"].get("name"), str):
+            msg["name"] = calls[k]["function"]["name"]
+        return msg
+    return {"role": role, "content": turn["value"]}
+
+
+def record_tools(rec: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The record's ``tools`` column (a list, or JSON text as CSV, Parquet and many hub
+    datasets store it); empty cells mean no tools."""
+    v = rec.get("tools")
+    if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
+        return None
+    try:
+        return validate_tools(v.tolist() if hasattr(v, "tolist") else v)
+    except TurnError as e:
+        raise RecordError(e.reason, field=e.field) from None
+
+
 def record_to_example(rec: dict[str, Any], fmt: str) -> Example:
     """Convert one raw record of a known format to an Example (raises RecordError)."""
     if not isinstance(rec, dict):
@@ -89,7 +149,8 @@ def record_to_example(rec: dict[str, Any], fmt: str) -> Example:
         msgs = _loads_if_json(rec["messages"])
         msgs = [dict(m) if isinstance(m, dict) else m for m in msgs] if isinstance(msgs, list) else msgs
         msgs = validate_messages(msgs)
-        return Example(messages=msgs, metadata=meta, id=str(rec.get("id") or "") if fmt == "sftflow" else "")
+        return Example(messages=msgs, metadata=meta, id=str(rec.get("id") or "") if fmt == "sftflow" else "",
+                       tools=record_tools(rec))
     if fmt == "sharegpt":
         conv = _loads_if_json(rec.get("conversations"))
         if conv is None:
@@ -100,22 +161,8 @@ def record_to_example(rec: dict[str, Any], fmt: str) -> Example:
         if isinstance(rec.get("system"), str) and rec["system"]:
             msgs.append({"role": "system", "content": rec["system"]})
         for i, turn in enumerate(conv):
-            f = f"conversations[{i}]"
-            if not isinstance(turn, dict):
-                raise RecordError(f"expected an object, got {type(turn).__name__}", field=f)
-            if "from" not in turn:
-                raise RecordError("missing 'from'", field=f"{f}.from")
-            if "value" not in turn:
-                raise RecordError("missing 'value'", field=f"{f}.value")
-            role = SHAREGPT_ROLES.get(str(turn["from"]).lower())
-            if role is None:
-                raise RecordError(f"unknown role {turn['from']!r} (expected human, gpt or system)",
-                                  field=f"{f}.from")
-            if not isinstance(turn["value"], str):
-                raise RecordError(f"expected a string, got {type(turn['value']).__name__}",
-                                  field=f"{f}.value")
-            msgs.append({"role": role, "content": turn["value"]})
-        return Example(messages=validate_messages(msgs, field_name="conversations"))
+            msgs.append(sharegpt_turn(turn, f"conversations[{i}]", msgs))
+        return Example(messages=validate_messages(msgs, field_name="conversations"), tools=record_tools(rec))
     if fmt == "alpaca":
         instruction = _need_str(rec, "instruction")
         inp = _need_str(rec, "input", optional=True)

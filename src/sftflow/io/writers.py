@@ -44,8 +44,16 @@ def write_examples(path: str | Path, examples: Iterable[Example]) -> int:
     if path.suffix.lower() == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
-        rows = [{"id": e.id, "messages": e.messages, "metadata": json.dumps(e.metadata, default=_jsonable)}
-                for e in examples]
+        examples = list(examples)
+        # Plain {role, content} conversations stay a list-of-structs column; turns with tool
+        # calls, reasoning or tool results (keys differing per turn) are stored as JSON
+        # text, which Arrow cannot mangle into null-filled structs. Readers take both.
+        plain = all(set(m) == {"role", "content"} for e in examples for m in e.messages)
+        rows = [{"id": e.id, "messages": e.messages if plain else json.dumps(e.messages, ensure_ascii=False),
+                 "metadata": json.dumps(e.metadata, default=_jsonable)} for e in examples]
+        if any(e.tools for e in examples):
+            for r, e in zip(rows, examples):
+                r["tools"] = json.dumps(e.tools, ensure_ascii=False) if e.tools else None
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows), path)
         return len(rows)
