@@ -141,3 +141,52 @@ def test_transformer_novelty_classifier_runs_per_fold(tmp_path):
     assert np.isfinite(res.probs).all() and (np.sort(res.folds[:, 0]) == np.repeat([0, 1, 2], 4)).all()
     assert len(res.fold_auc[0]) == 3
     assert ((res.probs > 0) & (res.probs < 1)).all()
+
+
+def _imbalanced(rng, n):
+    # 15% good; the classes overlap, so a probability is the honest answer, not 0 or 1
+    y = (rng.random(n) < 0.15).astype(int)
+    emb = rng.standard_normal((n, 5)) + np.outer(y, [1.2, 0.6, 0, 0, 0])
+    return emb, y
+
+
+def test_quality_is_a_calibrated_probability_not_a_balanced_score(tmp_path):
+    rng = np.random.default_rng(4)
+    emb, y = _imbalanced(rng, 600)
+    model = train_quality(emb, y, test_fraction=0.25, seed=0)
+    fresh, y_fresh = _imbalanced(rng, 4000)
+    q = model.predict(fresh)
+    # Balanced class weights alone put the mean q near 0.4 with 15% good; calibrated, q averages the base rate.
+    assert abs(q.mean() - y_fresh.mean()) < 0.03
+    # A threshold means what it says: of the records with q > 0.5, more than half are good.
+    assert y_fresh[q > 0.5].mean() > 0.5
+    rep = model.report
+    assert rep["calibration_method"] == "sigmoid" and rep["calibration_folds"] == 5
+    assert rep["brier"] < rep["brier_uncalibrated"] and rep["brier"] < rep["brier_base_rate"]
+    assert "calibrated probability" in rep["threshold_meaning"]
+    # The saved JSON reproduces scikit-learn's calibrated predictions exactly, and the old
+    # uncalibrated format is refused rather than read as a probability.
+    model.save(tmp_path / "qm")
+    assert np.allclose(QualityModel.load(tmp_path / "qm").predict(fresh), q)
+    stale = json.loads((tmp_path / "qm" / "quality.json").read_text()) | {"kind": "logistic_regression"}
+    (tmp_path / "qm" / "quality.json").write_text(json.dumps(stale))
+    with pytest.raises(ValueError, match="uncalibrated"):
+        QualityModel.load(tmp_path / "qm")
+    assert calibration_plot(rep, tmp_path / "reliability.png").stat().st_size > 1000
+
+
+def test_saved_model_equals_sklearn_calibrated_classifier():
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sftflow.select.quality import _fit_calibrated
+    rng = np.random.default_rng(5)
+    for n in (200, 1200):                                  # sigmoid below 1000 labels, isotonic from there
+        emb, y = _imbalanced(rng, n)
+        est, cmap, _ = _fit_calibrated(emb, y, 1.0, 0)
+        ref = CalibratedClassifierCV(LogisticRegression(max_iter=2000, class_weight="balanced"),
+                                     method=cmap["method"], ensemble=False,
+                                     cv=StratifiedKFold(5, shuffle=True, random_state=0)).fit(emb, y)
+        model = QualityModel(coef=est.coef_[0], intercept=float(est.intercept_[0]), calibration=cmap)
+        assert cmap["method"] == ("sigmoid" if n < 1000 else "isotonic")
+        assert np.allclose(model.predict(emb), ref.predict_proba(emb)[:, 1])
