@@ -16,6 +16,7 @@ An empty text has no direction: its row is all zeros (cosine 0 with everything).
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -88,24 +89,99 @@ def embed_texts(texts: list[str], model: str | None = None, *, batch_size: int =
     return emb
 
 
-class EmbeddingCache:
-    """Embeddings on disk keyed by (method, model, texts): resume without re-embedding."""
+def text_key(text: str) -> str:
+    """Content hash of one text: the cache key's last part."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def __init__(self, folder: str | Path | None):
-        self.folder = Path(folder) if folder else None
+
+def _space(method: str, texts: list[str]) -> str:
+    """The embedding space a row lives in. An sbert row depends on its text alone; a tf-idf
+    row on every text it was fitted with, so its space is named by a hash of all of them."""
+    if method != "tfidf":
+        return method
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(text_key(t).encode())
+    return f"tfidf@{h.hexdigest()[:24]}"
+
+
+def default_embedding_cache() -> Path:
+    from .models import cache_dir
+    return cache_dir() / "embeddings.sqlite"
+
+
+class EmbeddingCache:
+    """Embedding rows on disk, keyed by (method, model, text content hash): the one cache of
+    curation (semantic dedup) and selection (embedding score, novelty, quality).
+
+    Rows are float32 blobs in SQLite (4 bytes a dimension; JSON text would be ~5x larger
+    and lose nothing only by luck of formatting). SQLite rather than .npy files: one
+    file, atomic commits, and two processes may read and write it at once. ``path`` is
+    the file, or a folder to hold ``embeddings.sqlite``; None is the user cache
+    (``~/.cache/sftflow/embeddings.sqlite``).
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        path = Path(path) if path else default_embedding_cache()
+        if path.is_dir() or not path.suffix:
+            path = path / "embeddings.sqlite"
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (space TEXT NOT NULL, model TEXT NOT NULL, "
+                         "text_sha TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (space, model, text_sha))")
+        self._db.commit()
+        self.hits = 0
+        self.misses = 0
+        self.computed = 0        # rows embedded by a model (not read from the file)
+
+    def _get(self, space: str, model: str, shas: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        uniq = list(dict.fromkeys(shas))
+        for s in range(0, len(uniq), 500):      # SQLite caps the number of bound variables
+            part = uniq[s:s + 500]
+            q = (f"SELECT text_sha, vector FROM embeddings WHERE space = ? AND model = ? "
+                 f"AND text_sha IN ({','.join('?' * len(part))})")
+            for sha, blob in self._db.execute(q, [space, model, *part]):
+                found[sha] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def _put(self, space: str, model: str, rows: dict[str, np.ndarray]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO embeddings (space, model, text_sha, vector) "
+                             "VALUES (?, ?, ?, ?)",
+                             [(space, model, sha, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                              for sha, v in rows.items()])
+        self._db.commit()
+
+    def embed(self, texts: list[str], *, method: str = "sbert", model: str | None = None,
+              batch_size: int = 64, progress: bool | None = None) -> np.ndarray:
+        """``embed_texts`` for the rows not stored yet; every row stored for next time."""
+        texts = list(texts)
+        if not texts:
+            return embed_texts(texts, model, method=method)
+        space, mname = _space(method, texts), model or "default"
+        shas = [text_key(t) for t in texts]
+        found = self._get(space, mname, shas)
+        missing = [sha not in found for sha in shas]
+        self.hits += missing.count(False)
+        self.misses += missing.count(True)
+        if any(missing):
+            # tf-idf rows exist only together (one fitted space): a miss refits them all.
+            todo = texts if method == "tfidf" else list(dict.fromkeys(t for t, m in zip(texts, missing) if m))
+            show = len(todo) > 2000 if progress is None else progress
+            emb = embed_texts(todo, model, method=method, batch_size=batch_size, progress=show)
+            new = {text_key(t): emb[r] for r, t in enumerate(todo)}
+            self._put(space, mname, new)
+            self.computed += len(new)
+            found.update(new)
+        return np.stack([found[sha] for sha in shas]).astype(np.float32, copy=False)
 
     def __call__(self, texts: list[str], *, method: str = "sbert", model: str | None = None) -> np.ndarray:
-        h = hashlib.sha256(f"{method}\0{model}\0".encode())
-        for t in texts:
-            h.update(t.encode("utf-8", "surrogatepass"))
-            h.update(b"\0")
-        path = self.folder / f"emb-{h.hexdigest()[:24]}.npy" if self.folder else None
-        if path is not None and path.exists():
-            return np.load(path)
-        emb = embed_texts(texts, model, method=method, progress=len(texts) > 2000)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, emb)
-            tmp.replace(path)
-        return emb
+        return self.embed(texts, method=method, model=model)
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

@@ -6,7 +6,8 @@ rerun, a resume after a kill, or the same response met again in another file cos
 nothing. Rows are committed after every chunk: a killed run loses at most one chunk.
 
 SQLite (in the standard library) rather than a file per score: one file, atomic
-commits, safe when two processes score at once.
+commits, safe when two processes score at once. Embedding vectors are not kept here:
+they live in ``sftflow.embed.EmbeddingCache`` (float32 rows, shared with curation).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def default_cache_path() -> Path:
 
 
 class ScoreCache:
-    """kind + model key + content key -> JSON value."""
+    """kind + model key + content key -> JSON value (per-example losses)."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_cache_path()

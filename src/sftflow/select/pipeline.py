@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 from rich.console import Console
 
+from ..embed import EmbeddingCache
 from ..io import read_examples, write_examples, write_manifest, write_rejected
 from ..schema import Example
 from .cache import ScoreCache
@@ -41,9 +42,16 @@ def open_cache(cfg: ScoreConfig) -> ScoreCache | None:
     return ScoreCache(cfg.cache) if cfg.use_cache else None
 
 
+def open_embedding_cache(cfg: ScoreConfig) -> EmbeddingCache | None:
+    """The embedding rows: in the score cache's file when one is named (one file to keep or
+    delete), else the user cache curation's semantic dedup shares."""
+    return EmbeddingCache(cfg.cache) if cfg.use_cache else None
+
+
 def score_examples(examples: list[Example], cfg: ScoreConfig, *, model: str | None = None,
                    sidecar: Path | None = None, cache: ScoreCache | None = None,
-                   progress: bool = True, scorer: ModelScorer | None = None) -> dict[str, Any]:
+                   embedding_cache: EmbeddingCache | None = None, progress: bool = True,
+                   scorer: ModelScorer | None = None) -> dict[str, Any]:
     """Model scores and embeddings into metadata["scores"]; returns counts and timings."""
     report: dict[str, Any] = {}
     kinds = [k for k in cfg.scores if k in MODEL_SCORES]
@@ -58,21 +66,22 @@ def score_examples(examples: list[Example], cfg: ScoreConfig, *, model: str | No
         report["losses_computed"] = scorer.computed
         report["score_s"] = round(time.perf_counter() - t, 2)
     if "embedding" in cfg.scores:
-        emb = embed_examples(examples, embedder=cfg.embedder, method=cfg.embedding_method, cache=cache,
-                             progress=progress)
+        emb = embed_examples(examples, embedder=cfg.embedder, method=cfg.embedding_method,
+                             cache=embedding_cache, progress=progress)
         attach_embeddings(examples, emb, sidecar=None if cfg.inline_embeddings else sidecar,
                           embedder=cfg.embedder, method=cfg.embedding_method)
     return report
 
 
-def _embeddings_for(examples: list[Example], cfg: ScoreConfig, cache, base_dir: Path | None) -> np.ndarray:
+def _embeddings_for(examples: list[Example], cfg: ScoreConfig, cache: EmbeddingCache | None,
+                    base_dir: Path | None) -> np.ndarray:
     have = all("embedding" in ex.metadata.get("scores", {}) for ex in examples)
     if have and base_dir is not None:
         return load_embeddings(examples, base_dir)
     return embed_examples(examples, embedder=cfg.embedder, method=cfg.embedding_method, cache=cache)
 
 
-def apply_novelty(pool: list[Example], ncfg: NoveltyConfig, scfg: ScoreConfig, cache,
+def apply_novelty(pool: list[Example], ncfg: NoveltyConfig, scfg: ScoreConfig, cache: EmbeddingCache | None,
                   base_dir: Path | None = None) -> dict[str, Any]:
     from .novelty import attach_novelty, novelty_kfold, transformer_fold
     from .scorers import embedding_text
@@ -97,8 +106,8 @@ def apply_novelty(pool: list[Example], ncfg: NoveltyConfig, scfg: ScoreConfig, c
     return res.report(ncfg.novel_below) | {"curated": len(curated)}
 
 
-def apply_quality(examples: list[Example], qcfg: QualityConfig, scfg: ScoreConfig, cache,
-                  out_dir: Path, base_dir: Path | None = None) -> dict[str, Any]:
+def apply_quality(examples: list[Example], qcfg: QualityConfig, scfg: ScoreConfig,
+                  cache: EmbeddingCache | None, out_dir: Path, base_dir: Path | None = None) -> dict[str, Any]:
     from .quality import (QualityModel, attach_quality, calibration_plot, labelled_matrix, read_labels,
                           train_quality)
     emb = _embeddings_for(examples, scfg, cache, base_dir)
@@ -159,21 +168,23 @@ def score_file(inputs: Sequence[str | Path], out: str | Path, cfg: SelectConfig,
     if res.rejected:
         write_rejected(out.with_name(out.name.removesuffix(".jsonl") + ".rejected.jsonl"), res.rejected)
     examples = res.examples
-    cache = open_cache(cfg.score)
+    cache, emb_cache = open_cache(cfg.score), open_embedding_cache(cfg.score)
     report = {"input": len(examples) + len(res.rejected), "unreadable": len(res.rejected)}
     report["scores"] = score_examples(examples, cfg.score, model=model, sidecar=sidecar_path(out),
-                                      cache=cache, progress=progress)
+                                      cache=cache, embedding_cache=emb_cache, progress=progress)
     base = out.parent
     if cfg.novelty is not None:
-        report["novelty"] = apply_novelty(examples, cfg.novelty, cfg.score, cache,
+        report["novelty"] = apply_novelty(examples, cfg.novelty, cfg.score, emb_cache,
                                           base if "embedding" in cfg.score.scores else None)
     if cfg.quality is not None:
-        report["quality"] = apply_quality(examples, cfg.quality, cfg.score, cache, out.parent,
+        report["quality"] = apply_quality(examples, cfg.quality, cfg.score, emb_cache, out.parent,
                                           base if "embedding" in cfg.score.scores else None)
     write_examples(out, examples)
     report["written"] = len(examples)
     if cache is not None:
-        report["cache"] = {"path": str(cache.path), "hits": cache.hits, "misses": cache.misses}
+        report["cache"] = {"path": str(cache.path), "hits": cache.hits, "misses": cache.misses,
+                           "embeddings": {"path": str(emb_cache.path), "hits": emb_cache.hits,
+                                          "misses": emb_cache.misses}}
     _manifest(out, stage="score", inputs=inputs, config=cfg, counts={"input": report["input"],
               "scored": len(examples), "unreadable": len(res.rejected)}, extra={"report": report})
     return report

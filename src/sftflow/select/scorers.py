@@ -15,7 +15,8 @@ is not cached. Results land in ``metadata["scores"]`` under stable names:
 ``option_prob_sum``   their sum (<= 1; low = the model is unsure of every option)
 ``answer_prob``       the probability of the labelled answer
 ``embedding``         ``{"file", "row", "model"}``: a row of a sidecar .npy
-                      (or the vector itself with inline embeddings)
+                      (or the vector itself with inline embeddings); vectors are
+                      cached in ``sftflow.embed.EmbeddingCache``, shared with curation
 ``flags``             e.g. ``["too_long"]``, ``["ifd_above_1"]``
 ``model``             ``{name, weights_hash, template, max_length, precision}``
 ===================== ==========================================================
@@ -26,7 +27,6 @@ replaced by a default.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..embed import EmbeddingCache
 from ..nll import ExampleLoss, LossOptions, example_losses, resolve_precision
 from ..schema import Example, RecordError, content_id
 from .cache import ModelIdentity, ScoreCache, template_id
@@ -286,26 +287,16 @@ def embedding_text(ex: Example) -> str:
 
 
 def embed_examples(examples: list[Example], *, embedder: str | None = None, method: str = "sbert",
-                   cache: ScoreCache | None = None, batch_size: int = 64,
+                   cache: EmbeddingCache | None = None, batch_size: int = 64,
                    progress: bool = False) -> np.ndarray:
-    """Embeddings (rows L2-normalised). sbert rows are cached per text; tf-idf is fitted
-    on the whole set, so it is recomputed (cheap) rather than cached per row."""
+    """Embeddings (rows L2-normalised). sbert rows come from the embedding cache curation
+    uses too; tf-idf is fitted on the whole set, so it is recomputed (cheap) rather than
+    stored for every set it is fitted on."""
     from ..embed import embed_texts
     texts = [embedding_text(ex) for ex in examples]
     if method != "sbert" or cache is None:
         return embed_texts(texts, embedder, batch_size=batch_size, method=method, progress=progress)
-    mkey = f"emb:{embedder or 'default'}"
-    keys = [ScoreCache.make_key("embedding", mkey, hashlib.sha256(t.encode()).hexdigest()[:16])
-            for t in texts]
-    found = cache.get_many(keys)
-    todo = [i for i, k in enumerate(keys) if k not in found]
-    if todo:
-        emb = embed_texts([texts[i] for i in todo], embedder, batch_size=batch_size, method=method,
-                          progress=progress)
-        new = {keys[i]: emb[r].tolist() for r, i in enumerate(todo)}
-        cache.put_many(new)
-        found.update(new)
-    return np.asarray([found[k] for k in keys], dtype=np.float32)
+    return cache.embed(texts, method=method, model=embedder, batch_size=batch_size, progress=progress)
 
 
 def attach_embeddings(examples: list[Example], emb: np.ndarray, *, sidecar: str | Path | None,
