@@ -51,8 +51,3 @@ def inspect_cmd(
         show_inspection(examples, tok, n=n, train_on=train_on, max_length=max_length, template=template)
     except EncodeError as e:
         raise typer.BadParameter(str(e)) from None
-
-
-def register(app: typer.Typer) -> None:
-    app.command("convert")(convert_cmd)
-    app.command("inspect")(inspect_cmd)

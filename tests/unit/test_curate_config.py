@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sftflow.config import ConfigError, validate
-from sftflow.curate.commands import load_curate_config
+from sftflow.cli.curate import load_curate_config
 from sftflow.curate.config import DEFAULT_STEPS, CurateConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import typer
 from typer.testing import CliRunner
 
-from sftflow.curate.commands import register
+from sftflow.cli import app as sftflow_app
 from sftflow.curate.config import LeakageParams
 from sftflow.curate.contamination import LeakageStep, find_leaks
 from _shingle_sets import ShingleSets
@@ -67,8 +66,7 @@ def test_check_leak_cli_exit_codes(tmp_path):
     write_examples(tmp_path / "train.jsonl", train)
     write_examples(tmp_path / "eval.jsonl", evals)
     write_examples(tmp_path / "clean.jsonl", [train[3]])
-    app = typer.Typer()
-    register(app)
+    app = sftflow_app
     r = CliRunner().invoke(app, ["check-leak", str(tmp_path / "train.jsonl"), "--eval", str(tmp_path / "eval.jsonl"),
                                  "-o", str(tmp_path / "leaks.json")])
     assert r.exit_code == 1, r.output

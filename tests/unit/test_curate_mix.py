@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from sftflow.curate.commands import register
+from sftflow.cli import app as sftflow_app
 from sftflow.curate.mix import create_balanced_sft_mix, exact_counts, parse_source_spec
 from sftflow.io import load_examples, write_examples
 from sftflow.schema import Example
@@ -56,8 +55,7 @@ def test_parse_source_spec():
 def test_mix_cli_writes_output_and_manifest(tmp_path):
     write_examples(tmp_path / "a.jsonl", pool("a", 6))
     write_examples(tmp_path / "b.jsonl", pool("b", 1))
-    app = typer.Typer()
-    register(app)
+    app = sftflow_app
     r = CliRunner().invoke(app, ["mix", f"{tmp_path / 'a.jsonl'}:3", f"{tmp_path / 'b.jsonl'}:1",
                                  "--total", "8", "-o", str(tmp_path / "mix.jsonl")])
     assert r.exit_code == 0, r.output

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from sftflow.curate.commands import register
+from sftflow.cli import app as sftflow_app
 from sftflow.curate.config import CurateConfig
 from sftflow.embed import EmbeddingCache
 from sftflow.curate.pipeline import build_steps, curate, run_steps
@@ -113,8 +113,7 @@ def test_leakage_step_added_with_eval(tmp_path, smol_tokenizer):
 
 def test_cli_curate_with_set_overrides(tmp_path, smol_path):
     write_examples(tmp_path / "in.jsonl", [Example.single(p, r) for p, r in GOOD])
-    app = typer.Typer()
-    register(app)
+    app = sftflow_app
     r = CliRunner().invoke(app, ["curate", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out"),
                                  "--model", smol_path, "--set", "empty.min_response_chars=88",
                                  "--set", "length.min_response=5", "--set", "stats=false", "--quiet"])
@@ -177,7 +176,7 @@ def test_embedding_cache_resumes_without_embedding_again(tmp_path, monkeypatch):
     from sftflow import embed
     cache = EmbeddingCache(tmp_path / "cache")
     first = cache(["alpha beta", "gamma delta", "alpha beta gamma"], method="tfidf")
-    assert len(list((tmp_path / "cache").glob("emb-*.npy"))) == 1
+    assert (tmp_path / "cache" / "embeddings.sqlite").exists() and len(cache) == 3   # one row per text
 
     def boom(*a, **k):
         raise AssertionError("embedded again")
@@ -190,8 +189,7 @@ def test_embedding_cache_resumes_without_embedding_again(tmp_path, monkeypatch):
 
 def test_stats_cli_writes_json_and_plots(tmp_path, smol_path):
     write_examples(tmp_path / "d.jsonl", [Example.single(p, r) for p, r in GOOD])
-    app = typer.Typer()
-    register(app)
+    app = sftflow_app
     r = CliRunner().invoke(app, ["stats", str(tmp_path / "d.jsonl"), "-o", str(tmp_path / "s"),
                                  "--model", smol_path, "--embed", "tfidf"])
     assert r.exit_code == 0, r.output

@@ -101,16 +101,14 @@ def test_likelihood_judge_always_gives_a_verdict(tiny_model_dir):
 def test_judge_verb_on_two_answer_files(tmp_path):
     import json
 
-    import typer
     from typer.testing import CliRunner
 
-    from sftflow.evaluate.commands import register
+    from sftflow.cli import app as sftflow_app
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text("".join(json.dumps({"question": q, "answer": x}) + "\n" for q, x in zip(QS, BASE)))
     b.write_text("".join(json.dumps({"prompt": [{"role": "user", "content": q}], "text": x}) + "\n"
                          for q, x in zip(QS, TUNED)))
-    app = typer.Typer()
-    register(app)
+    app = sftflow_app
     res = CliRunner().invoke(app, ["judge", "--a", str(a), "--b", str(b), "--backend", "fake",
                                    "-o", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output

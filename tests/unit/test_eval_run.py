@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from sftflow.evaluate import EvalConfig, evaluate
@@ -93,11 +92,10 @@ def _task_the_base_aces(base, task_path: Path, out: Path) -> Path:
 
 
 def test_cli_exits_non_zero_when_forgetting_exceeds_fail_threshold(tiny_pair, tmp_path):
-    from sftflow.evaluate.commands import register
+    from sftflow.cli import app as sftflow_app
     base, tuned, held, task = tiny_pair
     aced = _task_the_base_aces(base, task, tmp_path / "aced.jsonl")
-    app = typer.Typer()
-    register(app)
+    app = sftflow_app
     args = ["eval", "--model", tuned, "--base", base, "--data", str(held), "--choice", str(aced),
             "--set", "generate=false", "--set", "loss=false"]
     res = CliRunner().invoke(app, args + ["-o", str(tmp_path / "a")])
