@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from ..schema import Example, RecordError, validate_messages
@@ -20,6 +21,18 @@ FORMATS = ("auto", "sftflow", "messages", "sharegpt", "alpaca", "prompt_completi
 # completion with a literal "<|endoftext|>"). They are the *source* model's stop
 # token, not text: the chat template adds the right one for the model we train.
 EOS_LITERALS = ("<|endoftext|>", "</s>", "<|im_end|>", "<|eot_id|>", "<eos>", "<|end|>")
+# The marker a format is known to append to every completion, and the only one removed:
+# anything else at the end of an answer (``</s>`` closing an HTML strikethrough, a tag
+# being explained) is text its author wrote.
+FORMAT_EOS = {"prompt_completion": "<|endoftext|>"}
+
+# Keys each format reads itself. Every other key of a record is kept as metadata, so
+# columns such as task, category or source feed quotas and reports.
+FORMAT_KEYS = {"sftflow": {"id", "messages", "metadata", "tools"},
+               "messages": {"messages", "metadata", "tools"},
+               "sharegpt": {"conversations", "system", "metadata", "tools"},
+               "alpaca": {"instruction", "input", "output", "system", "metadata"},
+               "prompt_completion": {"prompt", "completion", "metadata"}}
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "chatgpt": "assistant", "bing": "assistant", "bard": "assistant",
@@ -42,15 +55,19 @@ def detect_format(rec: dict[str, Any]) -> str:
                       "instruction/output or prompt/completion (or pass --format)")
 
 
-def _strip_eos(text: str) -> str:
-    text = text.rstrip()
-    changed = True
-    while changed:
-        changed = False
-        for lit in EOS_LITERALS:
-            if text.endswith(lit):
-                text = text[: -len(lit)].rstrip()
-                changed = True
+def _strip_eos(text: str, marker: str = FORMAT_EOS["prompt_completion"]) -> str:
+    """Remove one trailing ``marker`` (and the whitespace before it); nothing else."""
+    body = text.rstrip()
+    return body[: -len(marker)] if body.endswith(marker) else text
+
+
+def _trim(text: str, *, completion: bool = False) -> str:
+    """Trailing whitespace and leading blank lines go; the first line's indentation stays
+    (it is code more often than noise). A completion loses one leading space: the legacy
+    prompt/completion convention puts one there as a separator."""
+    text = re.sub(r"\A(?:[ \t]*\r?\n)+", "", text.rstrip())
+    if completion and text.startswith(" ") and not text.startswith("  "):
+        text = text[1:]
     return text
 
 
@@ -60,20 +77,26 @@ def _need_str(rec: dict[str, Any], key: str, *, optional: bool = False) -> str:
             return ""
         raise RecordError(f"missing field '{key}'", field=key)
     v = rec[key]
-    if isinstance(v, float) and math.isnan(v) and optional:  # CSV/Parquet empty cells
-        return ""
+    if isinstance(v, float) and math.isnan(v):  # Parquet/pandas empty cells
+        if optional:
+            return ""
+        raise RecordError(f"missing field '{key}' (empty cell)", field=key)
     if not isinstance(v, str):
         raise RecordError(f"expected a string, got {type(v).__name__}", field=key)
     return v
 
 
-def _loads_if_json(v: Any) -> Any:
-    # CSV stores nested lists as JSON text.
-    if isinstance(v, str) and v[:1] in "[{":
+def _loads_if_json(v: Any, field: str | None = None) -> Any:
+    """Structural columns only (messages, conversations, metadata): CSV and Parquet store
+    them as JSON text. Text fields (prompt, completion, instruction, output) never come
+    here: a prompt that starts with ``[1,2]`` is text."""
+    if isinstance(v, str) and v.lstrip()[:1] in ("[", "{"):
         try:
             return json.loads(v)
         except json.JSONDecodeError as e:
-            raise RecordError(f"not valid JSON: {e.msg}") from None
+            raise RecordError(f"not valid JSON: {e.msg} (column {e.colno})", field=field) from None
+        except RecursionError:
+            raise RecordError("JSON nested too deeply to read", field=field) from None
     if hasattr(v, "tolist"):  # numpy arrays from Parquet
         return v.tolist()
     return v
@@ -138,11 +161,34 @@ def record_tools(rec: dict[str, Any]) -> list[dict[str, Any]] | None:
         raise RecordError(e.reason, field=e.field) from None
 
 
+def record_metadata(rec: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """The record's ``metadata`` object (JSON text accepted) plus every key the format
+    does not read itself. Empty cells (None, NaN) of extra columns are left out."""
+    meta: dict[str, Any] = {}
+    if rec.get("metadata") is not None:
+        m = _loads_if_json(rec["metadata"], field="metadata")
+        if not isinstance(m, dict):
+            raise RecordError(f"expected an object, got {type(m).__name__}", field="metadata")
+        meta = dict(m)
+    for k, v in rec.items():
+        if k in FORMAT_KEYS.get(fmt, ()) or v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        meta.setdefault(str(k), v.tolist() if hasattr(v, "tolist") else v)
+    return meta
+
+
 def record_to_example(rec: dict[str, Any], fmt: str) -> Example:
     """Convert one raw record of a known format to an Example (raises RecordError)."""
     if not isinstance(rec, dict):
         raise RecordError(f"expected a JSON object, got {type(rec).__name__}")
-    meta = dict(_loads_if_json(rec.get("metadata")) or {}) if fmt == "sftflow" else {}
+    meta = record_metadata(rec, fmt) if fmt in FORMAT_KEYS else {}
+    ex = _convert(rec, fmt, meta)
+    for k, v in meta.items():
+        ex.metadata.setdefault(k, v)
+    return ex
+
+
+def _convert(rec: dict[str, Any], fmt: str, meta: dict[str, Any]) -> Example:
     if fmt in ("sftflow", "messages"):
         if "messages" not in rec:
             raise RecordError("missing field 'messages'", field="messages")
@@ -172,19 +218,21 @@ def record_to_example(rec: dict[str, Any], fmt: str) -> Example:
         if isinstance(rec.get("system"), str) and rec["system"]:
             msgs.append({"role": "system", "content": rec["system"]})
         msgs += [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
-        return Example(messages=msgs)
+        return Example(messages=msgs, metadata=dict(meta))
     if fmt == "prompt_completion":
-        p, c = _loads_if_json(rec.get("prompt")), _loads_if_json(rec.get("completion"))
+        p, c = (v.tolist() if hasattr(v, "tolist") else v for v in (rec.get("prompt"), rec.get("completion")))
         if p is None:
             raise RecordError("missing field 'prompt'", field="prompt")
         if c is None:
             raise RecordError("missing field 'completion'", field="completion")
         if isinstance(p, list) and isinstance(c, list):  # conversational prompt/completion
-            return Example(messages=validate_messages(list(p) + list(c), field_name="prompt+completion"))
+            return Example(messages=validate_messages(list(p) + list(c), field_name="prompt+completion"),
+                           metadata=dict(meta))
         if not isinstance(p, str):
             raise RecordError(f"expected a string, got {type(p).__name__}", field="prompt")
         if not isinstance(c, str):
             raise RecordError(f"expected a string, got {type(c).__name__}", field="completion")
-        return Example(messages=[{"role": "user", "content": p.strip()},
-                                 {"role": "assistant", "content": _strip_eos(c).strip()}])
+        return Example(messages=[{"role": "user", "content": _trim(p)},
+                                 {"role": "assistant", "content": _trim(_strip_eos(c), completion=True)}],
+                       metadata=dict(meta))
     raise RecordError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
