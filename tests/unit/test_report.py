@@ -29,6 +29,8 @@ def test_report_has_every_section_and_nonblank_plots(tmp_path):
                     "<h2>Generations</h2>", "<h3>Forgetting</h3>", "<h3>Judge</h3>", "Rejects by reason"):
         assert heading in html
     assert "-3.0 pts" in html and "possible overfitting: gap" in html
+    assert '<td class="num">-40.0 pts [-70.0, -5.0] p=0.0312</td>' in html      # the paired probe test
+    assert '<td class="num">-40.0 pts</td>' in html                             # a probe without one
     assert "<b>1</b> unparsed verdict(s)" in html
     assert "judge: <b>win</b>" in html
 
@@ -159,7 +161,7 @@ def test_report_numbers_equal_a_real_evaluate_output(tmp_path, tiny_model_dir, s
     def pc(v):
         return "–" if v is None else f"{100 * v:.1f}%"
 
-    rows = {r[0]: r[1:] for r in tables[("metric", "base", "tuned", "difference")]}
+    rows = {r[0]: r[1:] for r in tables[("metric", "base", "tuned", "difference (tuned - base)")]}
     loss = m["loss"]
     assert rows["held-out loss"] == [f4(loss["base"]["loss"]), f4(loss["tuned"]["loss"]),
                                      f"{f4(loss['delta'])} [{f4(loss['delta_low'])}, {f4(loss['delta_high'])}]"]
@@ -168,9 +170,11 @@ def test_report_numbers_equal_a_real_evaluate_output(tmp_path, tiny_model_dir, s
     for name, p in m["probes"].items():
         label = next(k for k in rows if k.startswith(f"probe: {name} "))
         b, t = p["base"], p["tuned"]
+        paired = p.get("paired")
+        diff = (f"{100 * paired['diff']:+.1f} pts [{100 * paired['diff_low']:+.1f}, {100 * paired['diff_high']:+.1f}]"
+                f" p={paired['p_value']:.3g}") if paired else f"{100 * (t['rate'] - b['rate']):+.1f} pts"
         assert rows[label] == [f"{pc(b['rate'])} [{pc(b['low'])}, {pc(b['high'])}] n={b['n']}",
-                               f"{pc(t['rate'])} [{pc(t['low'])}, {pc(t['high'])}] n={t['n']}",
-                               f"{100 * (t['rate'] - b['rate']):+.1f} pts"], name
+                               f"{pc(t['rate'])} [{pc(t['low'])}, {pc(t['high'])}] n={t['n']}", diff], name
     for k in ("acc", "acc_norm", "acc_bytes"):
         c = m["choice"]["mini"]
         assert rows[f"mini {k} (n={c['tuned']['n']})"] == [

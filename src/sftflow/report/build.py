@@ -57,6 +57,22 @@ def interval(s: dict | None) -> str:
     return f"{pct(s.get('rate'))} [{pct(s.get('low'))}, {pct(s.get('high'))}] n={num(s.get('n'))}"
 
 
+def difference(row: dict) -> str:
+    """A base-vs-tuned difference, with its interval and paired p-value when the eval has them.
+
+    Losses are plain numbers; rates and shares differ in percentage points.
+    """
+    fmt = num if row["kind"] == "value" else points
+    text = fmt(row.get("diff"))
+    low, high = row.get("diff_low"), row.get("diff_high")
+    if not _missing(low) and not _missing(high):
+        bare = num if row["kind"] == "value" else (lambda v: f"{100 * v:+.1f}")
+        text += f" [{bare(low)}, {bare(high)}]"
+    if not _missing(row.get("p_value")):
+        text += f" p={row['p_value']:.3g}"
+    return text
+
+
 def status_class(status: Any) -> str:
     """Only a known status becomes a CSS class; anything else is shown, not styled."""
     return str(status) if status in STATUS_CLASSES else ""
@@ -69,7 +85,7 @@ def environment() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              finalize=lambda v: "" if v is None else v)   # a missing field shows as blank
     env.filters.update(num=num, pct=pct, points=points, signed=signed, interval=interval,
-                       status_class=status_class)
+                       difference=difference, status_class=status_class)
     return env
 
 

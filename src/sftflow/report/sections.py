@@ -69,8 +69,13 @@ def comparison_rows(m: dict) -> list[dict[str, Any]]:
                      "diff": _diff(t, b), "diff_low": interval[0], "diff_high": interval[1]})
     for name, p in (m.get("probes") or {}).items():
         b, t = p.get("base") or None, p.get("tuned") or None
-        rows.append({"kind": "rate", "metric": f"probe: {name}", "note": p.get("description", ""),
-                     "base": b, "tuned": t, "diff": _diff((t or {}).get("rate"), (b or {}).get("rate"))})
+        row = {"kind": "rate", "metric": f"probe: {name}", "note": p.get("description", ""),
+               "base": b, "tuned": t, "diff": _diff((t or {}).get("rate"), (b or {}).get("rate"))}
+        paired = p.get("paired")
+        if isinstance(paired, dict):   # the paired test over prompts both sides answered
+            row.update(diff=paired.get("diff"), diff_low=paired.get("diff_low"),
+                       diff_high=paired.get("diff_high"), p_value=paired.get("p_value"))
+        rows.append(row)
     for name, c in (m.get("choice") or {}).items():
         for k in ("acc", "acc_norm", "acc_bytes"):
             b, t = (c.get("base") or {}).get(k), (c.get("tuned") or {}).get(k)
