@@ -35,6 +35,16 @@ def test_report_has_every_section_and_nonblank_plots(tmp_path):
     assert "judge: <b>win</b>" in html
 
 
+def test_data_section_counts_each_set_the_run_wrote(tmp_path):
+    import json
+    run = make_run(tmp_path)
+    (run / "data" / "eval.jsonl").rename(run / "data" / "validation.jsonl")
+    (run / "data" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}] * 3))
+    html = build_report(run).read_text()
+    assert tables_of(html)[("set", "examples")] == [["train", "40"], ["validation", "5"], ["test", "3"]]
+
+
 def test_report_is_self_contained_and_escapes_model_text(tmp_path):
     html = build_report(make_run(tmp_path)).read_text()
     assert "<script>alert(1)</script>" not in html

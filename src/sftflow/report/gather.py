@@ -107,10 +107,14 @@ def gather(run_dir: str | Path, max_examples: int = 20000) -> RunData:
     else:
         d.missing.append("curation (no curate/ folder)")
 
-    # The recipe writes data/; the trainer keeps a copy of what it trained on in train/data/.
+    # The recipe writes data/ (train, validation, test; runs before the three-way split
+    # wrote eval.jsonl); the trainer keeps a copy of what it trained on in train/data/.
     for name, paths in (("train", [run / "data" / "train.jsonl", run / "train" / "data" / "train.jsonl"]),
-                        ("held-out", [run / "data" / "eval.jsonl", run / "train" / "data" / "eval.jsonl"]),
-                        ("curated", [cur / "kept.jsonl"])):
+                        ("validation", [run / "data" / "validation.jsonl", run / "data" / "eval.jsonl",
+                                        run / "train" / "data" / "eval.jsonl"]),
+                        ("test", [run / "data" / "test.jsonl"]),
+                        ("curated", [cur / "kept.jsonl"]),
+                        ("selected", [run / "select" / "selected.jsonl"])):
         path = _first(paths)
         if path is not None:
             d.datasets[name] = read_jsonl(path, limit=max_examples)
