@@ -214,13 +214,32 @@ def test_texts_of_matches_example_text():
         assert texts_of(exs, field) == [example_text(e, field) for e in exs]
 
 
-def test_transitive_member_reason_says_linked():
+def test_a_chain_removes_only_records_close_to_the_one_kept():
     a2 = A.replace("quick", "quiet")          # J(A, a2) = 7/11; J(B, a2) = 6/12
-    recs = [ex(B), ex(A), ex(a2)]
+    recs = [ex(B), ex(A), ex(a2)]             # B ~ A ~ a2, but a2 is below the bar to B
     res = NearDedup(NearDedupParams(threshold=0.6, bands=64, rows=2)).run(recs)
-    assert [e.id for e in res.kept] == [recs[0].id]
-    by_id = {r.record["id"]: r for r in res.rejected}
-    assert by_id[recs[1].id].value["similarity"] == 0.8
-    assert "linked through" not in by_id[recs[1].id].reason
-    assert by_id[recs[2].id].value["similarity"] == 0.5
-    assert "linked through other cluster members" in by_id[recs[2].id].reason
+    assert [e.id for e in res.kept] == [recs[0].id, recs[2].id]
+    [rej] = res.rejected
+    assert rej.record["id"] == recs[1].id and rej.value == {"duplicate_of": recs[0].id, "similarity": 0.8}
+    assert recs[2].metadata["curate"]["near_dedup"] == {"cluster": recs[2].id, "cluster_size": 1}
+    assert recs[0].metadata["curate"]["near_dedup"] == {"cluster": recs[0].id, "cluster_size": 2}
+
+
+def test_the_keep_policy_chooses_the_centres_of_a_chain():
+    a2 = A.replace("quick", "quiet")
+    # A is the middle of the chain and has the longest answer: it is kept and both ends go
+    recs = [ex(B, "short"), ex(A, "the longest answer of the three by far"), ex(a2, "mid length")]
+    res = NearDedup(NearDedupParams(threshold=0.6, bands=64, rows=2, keep="longest_response")).run(recs)
+    assert [e.id for e in res.kept] == [recs[1].id]
+    assert sorted(r.value["similarity"] for r in res.rejected) == [0.6364, 0.8]
+    assert all(r.value["duplicate_of"] == recs[1].id for r in res.rejected)
+
+
+def test_semantic_chain_keeps_the_far_end():
+    # cos(0, 1) = cos(1, 2) = 0.96 but cos(0, 2) = 0.8432: under 0.95 record 2 is no duplicate of 0
+    t = np.arccos(0.96)
+    vecs = np.array([[1, 0], [np.cos(t), np.sin(t)], [np.cos(2 * t), np.sin(2 * t)]], dtype=np.float32)
+    recs = [ex("one"), ex("uno"), ex("eins")]
+    res = SemanticDedup(SemanticDedupParams(threshold=0.95), embeddings=lambda texts, **kw: vecs).run(recs)
+    assert [e.id for e in res.kept] == [recs[0].id, recs[2].id]
+    assert [r.value["duplicate_of"] for r in res.rejected] == [recs[0].id]

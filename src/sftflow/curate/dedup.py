@@ -1,8 +1,10 @@
 """The dedup steps: exact (normalised text), near (MinHash LSH) and semantic (embeddings).
 
 Near-duplicate detection itself (hashing, banding, exact Jaccard confirmation, clusters)
-is in ``minhash``; this module keeps one representative per cluster by a named keep
-policy, rejects the rest naming it, and writes each record's cluster to its metadata.
+is in ``minhash``; this module orders records by a named keep policy, clusters them
+around representatives in that order (``minhash.representative_clusters``: a record is
+removed only for a kept record it is itself similar to), rejects the rest naming the
+record kept, and writes each record's cluster to its metadata.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import numpy as np
 from ..embed import embed_texts, example_text
 from ..schema import Example
 from .config import ExactDedupParams, NearDedupParams, SemanticDedupParams
-from .minhash import (choose_bands, components, confirm_pairs, jaccard_many, minhash_candidates,
-                      normalized_key, shingle_hashes)
+from .minhash import (choose_bands, confirm_pairs, jaccard_many, minhash_candidates, normalized_key,
+                      representative_clusters, shingle_hashes)
 from .steps import Step, StepResult, measurements, reject
 
 
@@ -28,13 +30,14 @@ def _get_path(meta: dict[str, Any], key: str) -> Any:
     return node
 
 
-def pick_representative(members: list[int], examples: list[Example], policy: str,
-                        score_key: str | None = None) -> int:
-    """Index of the member a cluster keeps: first, longest response, or highest score."""
+def keep_order(members: list[int], examples: list[Example], policy: str,
+               score_key: str | None = None) -> list[int]:
+    """``members`` from the one a cluster would rather keep to the least: first, longest
+    response, or highest score (ties by position)."""
     if policy == "first":
-        return min(members)
+        return sorted(members)
     if policy == "longest_response":
-        return min(members, key=lambda i: (-len(examples[i].response), i))
+        return sorted(members, key=lambda i: (-len(examples[i].response), i))
     if policy == "highest_score":
         scores = {}
         for i in members:
@@ -43,47 +46,38 @@ def pick_representative(members: list[int], examples: list[Example], policy: str
                 raise ValueError(f"keep=highest_score: record {examples[i].id} has no numeric "
                                  f"metadata '{score_key}' (got {v!r}); score the data first")
             scores[i] = float(v)
-        return min(members, key=lambda i: (-scores[i], i))
+        return sorted(members, key=lambda i: (-scores[i], i))
     raise ValueError(f"unknown keep policy {policy!r}")
 
 
-def resolve_clusters(step: str, examples: list[Example], labels: np.ndarray, policy: str,
+def resolve_clusters(step: str, examples: list[Example], pairs: np.ndarray, policy: str,
                      score_key: str | None, similarity: Callable[[np.ndarray], np.ndarray],
-                     describe: str, threshold: float | None = None) -> StepResult:
-    """Keep one representative per cluster; write cluster ids; reject the rest with the reason.
+                     describe: str) -> StepResult:
+    """Cluster around representatives chosen by the keep policy; write cluster ids; reject the
+    rest naming the record kept and their similarity to it (always at or above the bar).
 
-    ``similarity(pairs)`` gives the similarity of each (member, representative) pair,
-    which goes into the rejected record's value.
+    ``pairs`` are the confirmed similar pairs; ``similarity(pairs)`` gives the similarity
+    of each (member, representative) pair.
     """
-    sizes = np.bincount(labels)
-    in_cluster = np.flatnonzero(sizes[labels] > 1)
-    groups: dict[int, list[int]] = {}
-    for i in in_cluster.tolist():
-        groups.setdefault(int(labels[i]), []).append(i)
-    dropped: list[tuple[int, int]] = []
-    for members in groups.values():
-        rep = pick_representative(members, examples, policy, score_key)
-        rep_id = examples[rep].id
-        for i in members:
-            m = measurements(examples[i], step)
-            m["cluster"] = rep_id
-            m["cluster_size"] = len(members)
-            if i != rep:
-                dropped.append((i, rep))
-    sims = similarity(np.array(dropped, dtype=np.int64).reshape(-1, 2)) if dropped else []
-    drop = {i: (rep, round(float(v), 4)) for (i, rep), v in zip(dropped, sims)}
+    linked = np.unique(pairs).tolist() if len(pairs) else []
+    rep = representative_clusters(len(examples), pairs, keep_order(linked, examples, policy, score_key))
+    sizes = np.bincount(rep, minlength=len(examples))
+    for i in linked:
+        m = measurements(examples[i], step)
+        m["cluster"] = examples[int(rep[i])].id
+        m["cluster_size"] = int(sizes[rep[i]])
+    dropped = np.array([(i, int(rep[i])) for i in linked if rep[i] != i], dtype=np.int64).reshape(-1, 2)
+    sims = similarity(dropped) if len(dropped) else []
+    drop = {int(i): (int(r), round(float(v), 4)) for (i, r), v in zip(dropped, sims)}
     out = StepResult(kept=[])
     for i, ex in enumerate(examples):
         if i not in drop:
             out.kept.append(ex)
             continue
-        rep, sim = drop[i]
-        # Clusters are connected components, so a member can be linked to the kept record
-        # only through other members; say so rather than print a similarity below the bar.
-        via = "" if threshold is None or sim >= threshold else "; linked through other cluster members"
-        out.rejected.append(reject(ex, step, f"{describe} of {examples[rep].id} "
-                                             f"(similarity {sim:.3f}{via}; kept by policy '{policy}')",
-                                   {"duplicate_of": examples[rep].id, "similarity": sim}))
+        r, sim = drop[i]
+        out.rejected.append(reject(ex, step, f"{describe} of {examples[r].id} "
+                                             f"(similarity {sim:.3f}; kept by policy '{policy}')",
+                                   {"duplicate_of": examples[r].id, "similarity": sim}))
     return out
 
 
@@ -138,11 +132,9 @@ class NearDedup(Step):
         flat, off = shingle_hashes(texts, p.ngram)
         cand = minhash_candidates(flat, off, num_perm=p.num_perm, bands=bands, rows=rows, seed=p.seed)
         pairs, _ = confirm_pairs(cand, flat, off, p.threshold)
-        labels = components(len(examples), pairs)
-        return resolve_clusters(self.name, examples, labels, p.keep, p.score_key,
+        return resolve_clusters(self.name, examples, pairs, p.keep, p.score_key,
                                 lambda prs: jaccard_many(flat, off, prs),
-                                f"near duplicate (word {p.ngram}-gram Jaccard >= {p.threshold})",
-                                threshold=p.threshold)
+                                f"near duplicate (word {p.ngram}-gram Jaccard >= {p.threshold})")
 
 
 def similar_pairs(emb: np.ndarray, threshold: float, block_size: int = 1024) -> np.ndarray:
@@ -180,8 +172,6 @@ class SemanticDedup(Step):
         else:
             emb = embed_texts(texts, p.model, method=p.method, batch_size=p.batch_size)
         pairs = similar_pairs(emb, p.threshold, p.block_size)
-        labels = components(len(examples), pairs)
-        return resolve_clusters(self.name, examples, labels, p.keep, p.score_key,
+        return resolve_clusters(self.name, examples, pairs, p.keep, p.score_key,
                                 lambda prs: np.einsum("ij,ij->i", emb[prs[:, 0]], emb[prs[:, 1]]),
-                                f"semantic duplicate ({p.method} cosine >= {p.threshold})",
-                                threshold=p.threshold)
+                                f"semantic duplicate ({p.method} cosine >= {p.threshold})")

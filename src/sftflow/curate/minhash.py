@@ -380,12 +380,43 @@ def components(n: int, pairs: np.ndarray) -> np.ndarray:
     return connected_components(g, directed=False)[1]
 
 
+def representative_clusters(n: int, pairs: np.ndarray, order: list[int] | np.ndarray | None = None) -> np.ndarray:
+    """``rep[i]``: the record that row i is a duplicate of, or i itself when it is kept.
+
+    Greedy clustering around representatives, not connected components: components
+    would put A, B and C in one cluster for a chain A~B~C and drop C although C is not
+    similar enough to A, the record kept. Here records are visited in ``order`` (the keep
+    policy's preference, best first; index order by default); an unassigned record
+    becomes a representative and takes every unassigned record it is directly paired
+    with. So every removed record reaches the threshold with the record it is removed
+    for, and no two representatives are a confirmed pair.
+    """
+    rep = np.arange(n)
+    if len(pairs) == 0:
+        return rep
+    sym = np.concatenate([pairs, pairs[:, ::-1]])
+    g = coo_matrix((np.ones(len(sym), dtype=np.int8), (sym[:, 0], sym[:, 1])), shape=(n, n)).tocsr()
+    indptr, nbrs = g.indptr, g.indices
+    linked = np.flatnonzero(np.diff(indptr))
+    assigned = np.zeros(n, dtype=bool)
+    visit = linked if order is None else [i for i in order if indptr[i + 1] > indptr[i]]
+    for u in visit:
+        if assigned[u]:
+            continue
+        assigned[u] = True
+        for v in nbrs[indptr[u]:indptr[u + 1]]:
+            if not assigned[v]:
+                assigned[v] = True
+                rep[v] = u
+    return rep
+
+
 @dataclass
 class NearDupResult:
     pairs: np.ndarray       # confirmed pairs (i < j)
     jaccard: np.ndarray     # their exact Jaccard
     candidates: int         # candidate pairs before confirmation
-    labels: np.ndarray      # component per row
+    labels: np.ndarray      # per row: the record a keep-first dedup keeps for it (itself when kept)
 
 
 def near_duplicates(texts: list[str], *, ngram: int = 5, num_perm: int = 128, threshold: float = 0.7,
@@ -396,4 +427,4 @@ def near_duplicates(texts: list[str], *, ngram: int = 5, num_perm: int = 128, th
     flat, off = shingle_hashes(texts, ngram)
     cand = minhash_candidates(flat, off, num_perm=num_perm, bands=bands, rows=rows, seed=seed)
     pairs, jac = confirm_pairs(cand, flat, off, threshold)
-    return NearDupResult(pairs, jac, len(cand), components(len(texts), pairs))
+    return NearDupResult(pairs, jac, len(cand), representative_clusters(len(texts), pairs))
