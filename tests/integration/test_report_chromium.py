@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from _report_fixture import make_run  # noqa: E402
+from _report_fixture import HOSTILE, make_hostile_run, make_run  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
@@ -45,15 +45,30 @@ window.addEventListener('load', function () {
     }
     out.push({alt: img.alt, w: img.naturalWidth, h: img.naturalHeight, ink: total ? dark / total : 0});
   });
-  document.title = 'HARNESS' + JSON.stringify(out) + 'END';
+  var box = document.getElementById('filter'), shown = null;
+  if (box && window.__filterQuery !== undefined) {      // type into the generations filter
+    box.value = window.__filterQuery;
+    box.dispatchEvent(new Event('input'));
+    shown = document.getElementById('shown').textContent;
+  }
+  document.title = 'HARNESS' + JSON.stringify({plots: out, alerts: window.__alerts || 0, shown: shown}) + 'END';
 });
 </script>
 """
 
 
-def render(html_path: Path, tmp_path: Path) -> tuple[list[dict], list[str], str]:
+# Runs before anything in the page: counts alert() calls, sets the filter query to type.
+HEAD = "<script>window.__alerts = 0; window.alert = function () { window.__alerts += 1; };{}</script>"
+
+
+def render_full(html_path: Path, tmp_path: Path, query: str | None = None) -> tuple[dict, list[str], str]:
     page = tmp_path / "page.html"
-    page.write_text(html_path.read_text().replace("</body>", HARNESS + "</body>"))
+    # "</" would end the harness's own script element, as it would any inline script
+    literal = json.dumps(query).replace("</", "<\\/")
+    head = HEAD.replace("{}", "" if query is None else f"window.__filterQuery = {literal};")
+    html = html_path.read_text()
+    html = html.replace("<head>", "<head>" + head, 1) if "<head>" in html else head + html
+    page.write_text(html.replace("</body>", HARNESS + "</body>"))
     profile = tmp_path / "profile"
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
@@ -62,9 +77,14 @@ def render(html_path: Path, tmp_path: Path) -> tuple[list[dict], list[str], str]
     assert p.returncode == 0, p.stderr[-2000:]
     m = re.search(r"HARNESS(.*?)END", p.stdout, re.S)
     assert m, "harness did not run: " + p.stdout[:500]
-    plots = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    result = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     console = [line for line in p.stderr.splitlines() if ":CONSOLE" in line]
-    return plots, console, p.stdout
+    return result, console, p.stdout
+
+
+def render(html_path: Path, tmp_path: Path) -> tuple[list[dict], list[str], str]:
+    result, console, dom = render_full(html_path, tmp_path)
+    return result["plots"], console, dom
 
 
 def test_report_renders_in_chromium_without_console_errors(tmp_path):
@@ -94,3 +114,21 @@ def test_harness_detects_console_errors_and_blank_plots(tmp_path):
     plots, console, _ = render(bad, tmp_path)
     assert any("notDefined" in c for c in console)
     assert plots == [{"alt": "blank", "w": 300, "h": 200, "ink": 0}]
+
+
+def test_hostile_text_runs_no_script_and_the_filter_still_works(tmp_path):
+    """Markup in every field reaches the browser as text: no alert fires, and the filter finds it."""
+    from sftflow.report import ReportConfig, build_report
+    report = build_report(make_hostile_run(tmp_path), ReportConfig(title="t" + HOSTILE))
+    result, console, dom = render_full(report, tmp_path, query="<script>alert(1)</script>")
+    assert console == [], "console messages: " + "\n".join(console)
+    assert result["alerts"] == 0
+    assert result["shown"] == "1"          # the one generation row, matched on its visible text
+
+
+def test_harness_counts_alerts(tmp_path):
+    """The alert counter can fail: a page that calls alert() is counted."""
+    bad = tmp_path / "alert.html"
+    bad.write_text("<html><head></head><body><script>alert(1)</script></body></html>")
+    result, _, _ = render_full(bad, tmp_path)
+    assert result["alerts"] == 1
