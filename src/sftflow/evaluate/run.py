@@ -87,6 +87,13 @@ def evaluate_side(cfg: EvalConfig, model_path: str, examples, *, tokenizer_fallb
         t = time.perf_counter()
         out["answers"] = _side_answers(cfg, model_path, lm, tok, examples, label)
         out["timing"]["generate_s"] = time.perf_counter() - t
+    if cfg.general is not None:
+        from .general import side_general
+        t = time.perf_counter()
+        with console.status(f"{label}: general probe"):
+            out["general"] = side_general(cfg.general, lm, tok, _backend(cfg, model_path, lm, tok),
+                                          max_length=cfg.max_length, batch_size=cfg.batch_size)
+        out["timing"]["general_s"] = time.perf_counter() - t
     out["timing"]["total_s"] = time.perf_counter() - t0
     del lm
     gc.collect()
@@ -109,13 +116,20 @@ def _side_choice(cfg: EvalConfig, lm, tok, label: str) -> dict[str, dict]:
     return results
 
 
-def _side_answers(cfg: EvalConfig, model_path: str, lm, tok, examples, label: str) -> list[dict]:
+def _backend(cfg: EvalConfig, model_path: str, lm, tok):
     from ..backends.transformers_backend import TransformersBackend
+    return TransformersBackend(model=model_path, model_obj=lm, tokenizer=tok, batch_size=cfg.batch_size)
 
-    backend = TransformersBackend(model=model_path, model_obj=lm, tokenizer=tok, batch_size=cfg.batch_size)
+
+def _side_answers(cfg: EvalConfig, model_path: str, lm, tok, examples, label: str) -> list[dict]:
+    backend = _backend(cfg, model_path, lm, tok)
     params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
     with console.status(f"{label}: generating {len(examples)} answers"):
-        return generate_answers(backend, examples, params)
+        if cfg.tools is None:
+            return generate_answers(backend, examples, params)
+        from ..tools.loop import run_tool_loop
+        results = run_tool_loop(backend, [e.context for e in examples], params, max_steps=cfg.tools.max_steps)
+        return [r.to_answer() for r in results]
 
 
 def _side(cfg, model_path, examples, parts: Path, data_sha: str, label: str, fallback) -> dict:
@@ -197,9 +211,18 @@ def probe_metrics(cfg: EvalConfig, sides: dict[str, dict], examples, out_dir: Pa
     return out
 
 
-def choice_metrics(sides: dict[str, dict]) -> dict:
-    return {name: {s: _choice_summary(sides[s]["choice"].get(name)) for s in sides}
-            for name in sides["tuned"]["choice"]}
+def choice_metrics(cfg: EvalConfig, sides: dict[str, dict]) -> dict:
+    """Each task's accuracy per side, and (with a base) the paired exact test on the same questions."""
+    from ..intervals import mcnemar_exact
+    key = {"acc": "pred", "acc_norm": "pred_norm"}.get(cfg.choice.metric)
+    out = {}
+    for name in sides["tuned"]["choice"]:
+        out[name] = {s: _choice_summary(sides[s]["choice"].get(name)) for s in sides}
+        items = {s: (sides[s]["choice"].get(name) or {}).get("items") for s in sides}
+        if key and items.get("base") and items.get("tuned"):
+            out[name]["paired"] = mcnemar_exact([i[key] == i["answer"] for i in items["base"]],
+                                                [i[key] == i["answer"] for i in items["tuned"]])
+    return out
 
 
 def forgetting_gate(cfg: EvalConfig, sides: dict[str, dict]) -> tuple[dict, str, list[str]]:
@@ -241,19 +264,38 @@ def evaluate(cfg: EvalConfig, model: str | None = None, base: str | None = None,
     # scripts and the report can read metrics.json without guessing.
     metrics: dict[str, Any] = {"model": model, "base": base, "data": held.files,
                                "n_examples": len(held.examples), "loss": None, "probes": {}, "choice": {},
-                               "forgetting": None, "judge": None, "config": cfg.model_dump(mode="json")}
+                               "forgetting": None, "judge": None, "reference": None, "tools": None,
+                               "general": None, "gates": None, "config": cfg.model_dump(mode="json")}
     status, reasons = "pass", []
     if cfg.loss:
         metrics["loss"] = loss_metrics(sides, out_dir)
     if cfg.generate:
         metrics["probes"] = probe_metrics(cfg, sides, held.examples, out_dir)
+        if cfg.reference is not None:
+            from .correctness import reference_metrics
+            metrics["reference"] = reference_metrics(cfg, sides, held.examples, out_dir)
+        if cfg.tools is not None:
+            from ..tools.loop import summarize_tool_use
+            metrics["tools"] = {"names": cfg.tools.names, "max_steps": cfg.tools.max_steps,
+                                **{s: summarize_tool_use(r["answers"]) for s, r in sides.items()}}
+    if cfg.general is not None:
+        from .general import general_metrics
+        metrics["general"] = general_metrics(sides)
     if cfg.choice is not None:
-        metrics["choice"] = choice_metrics(sides)
+        metrics["choice"] = choice_metrics(cfg, sides)
         if "base" in sides:
             metrics["forgetting"], status, reasons = forgetting_gate(cfg, sides)
     if cfg.judge is not None:
         metrics["judge"] = run_judge(cfg, held.examples, sides["base"]["answers"], sides["tuned"]["answers"],
                                      out_dir)
+
+    if "base" in sides and cfg.gates:
+        from .gates import evaluate_gates
+        metrics["gates"] = evaluate_gates(cfg.gates, metrics)
+        failed = [g for g in metrics["gates"]["gates"] if g["status"] == "fail"]
+        if failed:
+            status = "fail"
+            reasons = reasons + [f"gate '{g['name']}' failed: {g['reason']}" for g in failed]
 
     metrics["timing"] = {s: r["timing"] for s, r in sides.items()}
     metrics["timing"]["total_s"] = time.perf_counter() - t_start
