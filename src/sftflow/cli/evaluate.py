@@ -55,13 +55,13 @@ def judge_cmd(
 ):
     """Judge two files of answers (rows with question/prompt and answer/text): B vs A."""
     from ..backends import get_backend
-    from ..evaluate.judge import judge_pairwise, judge_single
+    from ..evaluate.judge import judge_pairwise, judge_single, render_conversation
     from ..evaluate.run import clean_json
     from ..io import write_jsonl
 
     qa, ans_a = read_answers(a)
     qb, ans_b = read_answers(b)
-    if len(qa) != len(qb) or qa != qb:
+    if len(qa) != len(qb) or list(map(render_conversation, qa)) != list(map(render_conversation, qb)):
         raise typer.BadParameter(f"{a} and {b} must hold the same questions in the same order")
     be = get_backend(backend, model=model)
     if mode == "pairwise":
@@ -117,7 +117,7 @@ def print_summary(metrics: dict) -> None:
 
 
 
-def read_answers(path: Path) -> tuple[list[str], list[str]]:
+def read_answers(path: Path) -> tuple[list, list[str]]:
     """Questions and answers from a JSONL: ``question``/``prompt`` and ``answer``/``text``."""
     from ..schema import RecordError
 
@@ -128,10 +128,11 @@ def read_answers(path: Path) -> tuple[list[str], list[str]]:
         if not isinstance(rec, dict):
             raise RecordError(f"expected a JSON object, got {type(rec).__name__}", path=str(path), line=n)
         q = rec.get("question", rec.get("prompt"))
-        if isinstance(q, list):   # chat messages: the last user turn is the question
-            q = next((m["content"] for m in reversed(q) if m.get("role") == "user"), None)
+        if isinstance(q, list) and not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in q):
+            raise RecordError("'prompt' messages need a 'role' each", path=str(path), line=n, field="prompt")
+        # chat messages stay a conversation: the judge reads the system prompt and earlier turns
         a = rec.get("answer", rec.get("text"))
-        if not isinstance(q, str):
+        if not isinstance(q, (str, list)) or not q:
             raise RecordError("missing 'question' (or 'prompt')", path=str(path), line=n, field="question")
         if not isinstance(a, str):
             raise RecordError("missing 'answer' (or 'text')", path=str(path), line=n, field="answer")

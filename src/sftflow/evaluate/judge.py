@@ -10,11 +10,16 @@ A verdict the parser cannot read is counted as ``unparsed`` and reported; it is 
 turned into a tie or dropped. Rates are over parsed pairs, with a bootstrap 95%
 interval over pairs. The prompt is a plain text file with ``{question}``,
 ``{answer_a}``, ``{answer_b}`` (pairwise) or ``{question}``, ``{answer}`` (single),
-so a user can rewrite it without touching code.
+so a user can rewrite it without touching code. ``{question}`` is the whole
+conversation the answer continues (system prompt and earlier turns, with role headers),
+since "the better answer" to "and the other one?" depends on what came before; a
+one-turn question is just its text. Placeholders are filled in one pass, so an answer
+that contains the text ``{answer_b}`` stays that text.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from importlib import resources
 from pathlib import Path
@@ -47,10 +52,40 @@ def load_prompt(path: str | Path | None, mode: str) -> str:
 
 
 def fill(template: str, **values: str) -> str:
-    # str.replace, not str.format: answers and prompts are full of braces (code, JSON).
-    for k, v in values.items():
-        template = template.replace("{" + k + "}", v)
-    return template
+    """Replace each ``{name}`` of ``values`` in one pass over the template.
+
+    Not str.format (answers and prompts are full of braces: code, JSON), and not one
+    replace per name either: the text put in for ``{answer_a}`` may itself contain
+    ``{answer_b}``, which a second replace would then fill with the other answer.
+    """
+    if not values:
+        return template
+    pattern = re.compile("|".join(re.escape("{" + k + "}") for k in values))
+    return pattern.sub(lambda m: values[m.group(0)[1:-1]], template)
+
+
+_ROLE_HEADERS = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool result"}
+
+
+def render_conversation(context: str | list[dict[str, Any]]) -> str:
+    """The conversation an answer continues, as text for the judge's ``{question}``.
+
+    A plain string, or a conversation of one user turn, is that text. Anything longer
+    (a system prompt, earlier turns, tool results) is every turn under a role header,
+    in order, so the judge sees the instructions and context the model saw.
+    """
+    if isinstance(context, str):
+        return context
+    if len(context) == 1 and context[0].get("role") == "user":
+        return context[0].get("content") or ""
+    parts = []
+    for m in context:
+        text = m.get("content") or ""
+        calls = [json.dumps(c.get("function", c), ensure_ascii=False, sort_keys=True)
+                 for c in m.get("tool_calls") or []]
+        body = "\n".join([t for t in [text, *calls] if t])
+        parts.append(f"[{_ROLE_HEADERS.get(m.get('role'), str(m.get('role')))}]\n{body}")
+    return "\n\n".join(parts)
 
 
 def parse_pairwise(text: str) -> str | None:
@@ -80,15 +115,17 @@ def combine(first: str | None, second: str | None) -> str:
     return tuned_first if tuned_first == tuned_second else "tie"
 
 
-def judge_pairwise(backend, questions: list[str], tuned: list[str], base: list[str], *,
+def judge_pairwise(backend, questions: list[str | list[dict]], tuned: list[str], base: list[str], *,
                    prompt: str | None = None, max_new_tokens: int = 256, bootstrap: int = 1000,
                    seed: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Judge tuned vs base on each question in both orders. Returns (summary, per-pair rows)."""
+    """Judge tuned vs base on each question in both orders. Returns (summary, per-pair rows).
+
+    A question is a string or the conversation before the answer (``Example.context``)."""
     if not (len(questions) == len(tuned) == len(base)):
         raise ValueError("questions, tuned and base answers must have the same length")
     template = load_prompt(prompt, "pairwise")
     requests = []
-    for q, t, b in zip(questions, tuned, base):
+    for q, t, b in zip(map(render_conversation, questions), tuned, base):
         requests.append([{"role": "user", "content": fill(template, question=q, answer_a=t, answer_b=b)}])
         requests.append([{"role": "user", "content": fill(template, question=q, answer_a=b, answer_b=t)}])
     params = GenParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
@@ -117,14 +154,15 @@ def summarize_pairwise(outcomes: list[str], *, bootstrap: int = 1000, seed: int 
     return summary
 
 
-def judge_single(backend, questions: list[str], answers: dict[str, list[str]], *,
+def judge_single(backend, questions: list[str | list[dict]], answers: dict[str, list[str]], *,
                  prompt: str | None = None, max_new_tokens: int = 256, bootstrap: int = 1000,
                  seed: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Grade each answer 1-10; ``answers`` maps a side ("base", "tuned") to its answers."""
     template = load_prompt(prompt, "single")
     sides = list(answers)
+    rendered = [render_conversation(q) for q in questions]
     requests = [[{"role": "user", "content": fill(template, question=q, answer=answers[s][i])}]
-                for s in sides for i, q in enumerate(questions)]
+                for s in sides for i, q in enumerate(rendered)]
     params = GenParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
     replies = backend.generate(requests, params) if requests else []
     summary: dict[str, Any] = {"mode": "single"}
@@ -152,7 +190,12 @@ class LikelihoodJudge:
     write a verdict (SmolLM2-135M writes no parseable verdict at all). This judge
     renders the same prompt with the model's chat template, appends the verdict
     opener ``[[``, and picks the most likely label ("A", "B", "C", or a grade 1-10)
-    by log-likelihood, exactly as multiple-choice questions are scored. It still goes
+    by log-likelihood, exactly as multiple-choice questions are scored. Each label is
+    scored as the whole verdict it completes, closing brackets included ("10]]", "1]]"):
+    the grades are then exclusive strings and the log-likelihood of each is the model's
+    probability of writing exactly that grade. Scoring the bare labels would compare
+    P("1" as a start) with P("1" then "0"), a product with one more factor, so a grade
+    that takes more tokens could never win when it starts with another grade. It still goes
     through the position swap, so a judge biased to one position scores ties. It
     looks like a backend (``generate`` returns "[[label]]" completions), so the
     pairwise and single-grade code paths are the same for both kinds of judge.
@@ -180,7 +223,7 @@ class LikelihoodJudge:
                 ctx = self.tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
             else:
                 ctx = "\n\n".join(m["content"] for m in msgs) + "\n\n"
-            groups.append((ctx + "[[", labs))
+            groups.append((ctx + "[[", [lab + "]]" for lab in labs]))
             labels.append(labs)
         lls = grouped_loglikelihoods(self.lm, self.tok, groups, batch_size=self.batch_size)
         out = []

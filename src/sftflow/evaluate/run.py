@@ -320,7 +320,7 @@ def run_judge(cfg: EvalConfig, examples, base_answers: list[dict], tuned_answers
         options = {"batch_size": j.batch_size} if j.backend == "transformers" else {}
         backend = get_backend(j.backend, model=j.model, **options)
     n = min(len(examples), j.limit or len(examples))
-    questions = [e.prompt for e in examples[:n]]
+    questions = [e.context for e in examples[:n]]      # the whole conversation, system prompt included
     base_t = [a["text"] for a in base_answers[:n]]
     tuned_t = [a["text"] for a in tuned_answers[:n]]
     t = time.perf_counter()
