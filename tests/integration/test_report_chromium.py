@@ -120,7 +120,7 @@ def test_hostile_text_runs_no_script_and_the_filter_still_works(tmp_path):
     """Markup in every field reaches the browser as text: no alert fires, and the filter finds it."""
     from sftflow.report import ReportConfig, build_report
     report = build_report(make_hostile_run(tmp_path), ReportConfig(title="t" + HOSTILE))
-    result, console, dom = render_full(report, tmp_path, query="<script>alert(1)</script>")
+    result, console, _ = render_full(report, tmp_path, query="<script>alert(1)</script>")
     assert console == [], "console messages: " + "\n".join(console)
     assert result["alerts"] == 0
     assert result["shown"] == "1"          # the one generation row, matched on its visible text

@@ -242,3 +242,14 @@ def test_configuration_section_lists_eval_and_train_settings(tmp_path):
     assert "<summary>evaluation (2 settings)</summary>" in html and "<summary>training (3 settings)</summary>" in html
     assert "<td>choice.tasks</td><td>[&#34;general_knowledge&#34;]</td>" in html
     assert "<td>lora.r</td><td class=\"num\">16</td>" in html and "<td>lr</td><td class=\"num\">0.001</td>" in html
+
+
+def test_dollar_signs_in_labels_are_text_not_mathtext(tmp_path):
+    """matplotlib reads $...$ as mathtext; a task label like '$\\frac{$' must not crash the page."""
+    import json
+    run = make_run(tmp_path)
+    (run / "data" / "train.jsonl").write_text("".join(json.dumps(
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+         "metadata": {"task": label}}) + "\n" for label in ("price in $\\frac{$", "$x^$", "plain")))
+    html = build_report(run).read_text()
+    assert "task distribution" in dict(IMG.findall(html))

@@ -1,11 +1,17 @@
-"""Matplotlib figures (Agg, no display) returned as base64 PNG for inline <img> tags."""
+"""Matplotlib figures (Agg, no display) returned as base64 PNG for inline <img> tags.
+
+Labels are data (step names, reasons, task labels, probe names) and are drawn as
+written: matplotlib would read ``$...$`` as mathtext and fail on a label such as
+``$\\frac{$``, so every figure is made with ``text.parse_math`` off.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import matplotlib
 
@@ -13,6 +19,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 BASE, TUNED = "#8c8c8c", "#1f77b4"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def literal_text(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context({"text.parse_math": False}):
+            return fn(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 def to_png(fig) -> str:
@@ -27,6 +43,7 @@ def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+@literal_text
 def funnel(steps: list[dict]) -> str:
     names = [s["step"] for s in steps]
     out = [s["out"] for s in steps]
@@ -42,6 +59,7 @@ def funnel(steps: list[dict]) -> str:
     return to_png(fig)
 
 
+@literal_text
 def rejects(groups: list[dict], top: int = 15) -> str:
     g = groups[:top]
     labels = [f"{x['step']}: {x['reason'][:45]}" for x in g][::-1]
@@ -53,6 +71,7 @@ def rejects(groups: list[dict], top: int = 15) -> str:
     return to_png(fig)
 
 
+@literal_text
 def lengths(dist: dict[str, dict[str, list[int]]]) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3))
     for ax, key in zip(axes, ("prompt", "response")):
@@ -66,6 +85,7 @@ def lengths(dist: dict[str, dict[str, list[int]]]) -> str:
     return to_png(fig)
 
 
+@literal_text
 def tasks(counts: dict[str, int], top: int = 20) -> str:
     items = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
     fig, ax = plt.subplots(figsize=(7, max(1.8, 0.6 + 0.3 * len(items))))
@@ -75,6 +95,7 @@ def tasks(counts: dict[str, int], top: int = 20) -> str:
     return to_png(fig)
 
 
+@literal_text
 def loss_curves(log: list[dict]) -> str | None:
     train = [(r["step"], r["loss"]) for r in log if "loss" in r and "step" in r and _finite(r["loss"])]
     ev = [(r["step"], r["eval_loss"]) for r in log if "eval_loss" in r and _finite(r["eval_loss"])]
@@ -101,6 +122,7 @@ def loss_curves(log: list[dict]) -> str | None:
     return to_png(fig)
 
 
+@literal_text
 def probes(pr: dict[str, dict]) -> str:
     names = list(pr)
     fig, ax = plt.subplots(figsize=(8, 0.8 + 0.5 * len(names)))
@@ -125,6 +147,7 @@ def probes(pr: dict[str, dict]) -> str:
     return to_png(fig)
 
 
+@literal_text
 def choice(ch: dict[str, dict], metric: str = "acc") -> str:
     names = list(ch)
     fig, ax = plt.subplots(figsize=(7, 0.8 + 0.6 * len(names)))
@@ -143,6 +166,7 @@ def choice(ch: dict[str, dict], metric: str = "acc") -> str:
     return to_png(fig)
 
 
+@literal_text
 def judge(j: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(7, 1.6))
     left = 0.0
@@ -163,6 +187,7 @@ def judge(j: dict[str, Any]) -> str:
     return to_png(fig)
 
 
+@literal_text
 def loss_scatter(rows: list[dict]) -> str | None:
     pts = [(r["base_loss"], r["tuned_loss"]) for r in rows
            if _finite(r.get("base_loss")) and _finite(r.get("tuned_loss"))]
