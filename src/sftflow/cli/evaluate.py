@@ -29,12 +29,11 @@ def eval_cmd(
     given: dict | None = None,
 ):
     """Evaluate a tuned model (vs its base): loss, probes, forgetting, judge; exit 1 when a gate fails."""
-    from ..evaluate.probes import load_probes
-    from ..evaluate.run import evaluate
-
     cfg = stage_config(EvalConfig, config, "eval", given or {}, set_, "eval options")
     if not cfg.model:
         raise ConfigError("eval needs the tuned model: --model PATH (or model: in --config)")
+    from ..evaluate.probes import load_probes
+    from ..evaluate.run import evaluate
     if probes:
         cfg.extra_probes = list(cfg.extra_probes) + load_probes(probes)
     metrics = evaluate(cfg, out_dir=out)

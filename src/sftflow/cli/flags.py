@@ -80,10 +80,10 @@ def _literal_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def field_flag(path: tuple[str, ...], info, decls: tuple[str, ...] | None = None) -> Flag:
+def field_flag(path: tuple[str, ...], info, decls: tuple[str, ...] | None = None, prefix: str = "") -> Flag:
     """The option of one config field: its type decides how the text is parsed."""
     tp = _strip_optional(info.annotation)
-    name = "--" + "-".join(path).replace("_", "-")
+    name = "--" + prefix + "-".join(path).replace("_", "-")
     help_ = (info.description or "").strip()
     origin = typing.get_origin(tp)
     if tp is bool:
@@ -114,27 +114,47 @@ def field_flag(path: tuple[str, ...], info, decls: tuple[str, ...] | None = None
 
 def config_flags(model: type[BaseModel], *, section: tuple[str, ...] = (),
                  skip: dict[str, str] | None = None, names: dict[str, tuple[str, ...]] | None = None,
-                 only: tuple[str, ...] | None = None) -> list[Flag]:
+                 only: tuple[str, ...] | None = None, prefix: str = "") -> list[Flag]:
     """One flag per field of ``model`` (sections expanded as ``--section-field``).
 
     ``skip`` maps a field to why it has no flag (a positional argument, fixed by the verb);
     the drift test reads it. ``names`` gives a field other option names (dotted field paths
     for nested ones): a short alias kept from earlier versions, or the pair of a bool.
+    ``prefix`` starts every generated name (``novelty-`` -> ``--novelty-folds``).
     """
     skip, names = skip or {}, names or {}
-    flags = []
+    for key in [*skip, *names]:   # a stale name or skip entry is a bug, found on import
+        if key.split(".")[0] not in model.model_fields:
+            raise ValueError(f"{model.__name__} has no field {key!r}")
+    flags = FlagList()
     for name, info in model.model_fields.items():
         if name in skip or (only is not None and name not in only):
+            if name in skip:
+                flags.skipped[section + (name,)] = skip[name]
             continue
         tp = _strip_optional(info.annotation)
         if _is_section(tp):
             inner_names = {k.removeprefix(name + "."): v for k, v in names.items() if k.startswith(name + ".")}
             inner_skip = {k.removeprefix(name + "."): v for k, v in skip.items() if k.startswith(name + ".")}
-            flags += [_prefixed(f, section) for f in
-                      config_flags(tp, section=(name,), skip=inner_skip, names=inner_names)]
+            inner = config_flags(tp, section=section + (name,), skip=inner_skip, names=inner_names, prefix=prefix)
+            flags += inner
+            flags.skipped.update(inner.skipped)
             continue
-        flags.append(field_flag(section + (name,), info, names.get(name)))
+        flags.append(field_flag(section + (name,), info, names.get(name), prefix))
     return flags
+
+
+class FlagList(list):
+    """Flags, plus the fields left without one and why (read by the drift test)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.skipped: dict[tuple[str, ...], str] = {}
+
+    def __add__(self, other):
+        out = FlagList(list(self) + list(other))
+        out.skipped = {**self.skipped, **getattr(other, "skipped", {})}
+        return out
 
 
 def _prefixed(flag: Flag, section: tuple[str, ...]) -> Flag:
@@ -143,7 +163,9 @@ def _prefixed(flag: Flag, section: tuple[str, ...]) -> Flag:
 
 def in_section(flags: list[Flag], section: str) -> list[Flag]:
     """The same flags, setting fields one level down (``--model`` -> ``backend.model``)."""
-    return [_prefixed(f, (section,)) for f in flags]
+    out = FlagList(_prefixed(f, (section,)) for f in flags)
+    out.skipped = {(section,) + k: v for k, v in getattr(flags, "skipped", {}).items()}
+    return out
 
 
 def set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -151,6 +173,16 @@ def set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     for p in path[:-1]:
         node = node.setdefault(p, {})
     node[path[-1]] = value
+
+
+def collect(flags: list[Flag], values: dict[str, Any]) -> dict[str, Any]:
+    """The flags a user typed (parsed values by parameter name) as a nested mapping of config keys."""
+    given: dict[str, Any] = {}
+    for f in flags:
+        value = values.get(f.param)
+        if value is not None and value != []:
+            set_path(given, f.path, f.convert(value))
+    return given
 
 
 def with_flags(*groups: list[Flag]) -> Callable[[Callable], Callable]:
@@ -162,12 +194,7 @@ def with_flags(*groups: list[Flag]) -> Callable[[Callable], Callable]:
         own = [p for p in sig.parameters.values() if p.name != "given"]
 
         def verb(**kwargs):
-            given: dict[str, Any] = {}
-            for f in flags:
-                value = kwargs.pop(f.param)
-                if value is not None and value != []:
-                    set_path(given, f.path, f.convert(value))
-            return fn(**kwargs, given=given)
+            return fn(**{k: v for k, v in kwargs.items() if not k.startswith("f_")}, given=collect(flags, kwargs))
 
         extra = [inspect.Parameter(f.param, inspect.Parameter.KEYWORD_ONLY, default=f.option(),
                                    annotation=f.annotation) for f in flags]
@@ -175,6 +202,11 @@ def with_flags(*groups: list[Flag]) -> Callable[[Callable], Callable]:
         verb.__name__, verb.__qualname__, verb.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
         verb.__module__ = fn.__module__
         verb.flags = flags
+        verb.skipped = {k: v for g in groups for k, v in getattr(g, "skipped", {}).items()}
+        names = [d for f in flags for decl in f.decls for d in decl.split("/")]
+        doubled = {n for n in names if names.count(n) > 1}
+        if doubled:
+            raise ValueError(f"{fn.__name__}: two fields share the flag(s) {sorted(doubled)}")
         return verb
 
     return wrap

@@ -42,9 +42,18 @@ def demo_cmd(
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report"),
 ):
     """Fine-tune SmolLM2-135M-Instruct on the shipped finance data and show base vs tuned; exit 1 on a failed gate."""
+    import json
+
     from ..pipeline.demo import run_demo
     out = output or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    raise typer.Exit(run_demo(out, epochs=epochs, max_steps=max_steps, limit=limit, report=report))
+    code = run_demo(out, epochs=epochs, max_steps=max_steps, limit=limit, report=report)
+    # The evaluation's gate decides, as for `sftflow eval`: a failed gate is exit 1 even
+    # when the run itself completed.
+    metrics = out / "metrics.json"
+    status = json.loads(metrics.read_text()).get("status") if metrics.exists() else None
+    if status == "fail":
+        typer.secho("demo: the evaluation gate failed (see metrics.json reasons)", fg="red", err=True)
+    raise typer.Exit(code or (1 if status == "fail" else 0))
 
 
 @with_flags(EXPERIMENT_FLAGS)

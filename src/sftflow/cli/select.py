@@ -16,10 +16,11 @@ SCORE_FLAGS = (
     in_section(config_flags(ScoreConfig, names={"embedding_method": ("--embed", "--embedding-method"),
                                                 "use_cache": ("--use-cache", "--no-cache")}), "score")
     # Novelty against a curated set, and a quality model: sections of their own.
-    + in_section(config_flags(NoveltyConfig, names={"curated": ("--curated",)}, skip={}), "novelty")
+    + in_section(config_flags(NoveltyConfig, names={"curated": ("--curated",)}, prefix="novelty-"), "novelty")
     + in_section(config_flags(QualityConfig, skip={"judge": "an LLM labeller is configured in --config "
                                                             "or with --set quality.judge.KEY=VALUE"},
-                              names={"model_dir": ("--quality-model",), "labels": ("--quality-labels",)}),
+                              names={"model_dir": ("--quality-model",), "labels": ("--quality-labels",)},
+                              prefix="quality-"),
                  "quality"))
 SELECTION_FLAGS = in_section(config_flags(
     SelectionConfig, names={"order_by": ("--by", "--order-by"), "descending": ("--descending", "--ascending"),
