@@ -140,7 +140,17 @@ def _check_hub_origin(name: str) -> None:
 
 
 def describe_model(name: str | os.PathLike | None) -> dict[str, Any]:
-    """What a model name stands for in a run: for metrics.json and the report."""
+    """What a model name stands for in a run: for metrics.json and the report (``model_source``
+    is the one-line wording the report prints)."""
+    info = _describe(name)
+    base = info.get("base") or {}
+    info["model_source"] = (f"{info['alias']}: {EMBEDDED_NOTE}" if info["source"] == "embedded"
+                            else f"LoRA adapter on {base.get('model_source', '?')}" if info.get("kind")
+                            else f"{info['name']} ({info['source']})")
+    return info
+
+
+def _describe(name: str | os.PathLike | None) -> dict[str, Any]:
     name = str(name or DEFAULT_MODEL)
     alias = ALIASES.get(name, name)
     if alias in EMBEDDED:

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import Field
 
 from ..config import StrictModel, dump_yaml, load_config
+from ..costs import CostSection, Ledger
 from ..io import load_examples, read_examples, write_examples, write_manifest, write_rejected
 from ..models import DEFAULT_MODEL
 from ..splits import check_test_unseen, split_by_group
@@ -58,6 +59,7 @@ class Recipe(StrictModel):
     train: TrainConfig | None = None
     eval: EvalConfig | None = None
     report: ReportConfig | None = None
+    cost: CostSection | None = Field(None, description="prices; costs.json and metrics.json then state the cost")
 
 
 # stage name -> "module:function"; each function is run_stage(cfg, state) -> None.
@@ -81,6 +83,7 @@ class RunState:
     test_path: Path | None = None       # reported on once by the eval stage; fixed before any stage runs
     model_dir: Path | None = None       # trained model or adapter, once trained
     artifacts: dict[str, Any] = field(default_factory=dict)  # stage -> what it wrote
+    ledger: Ledger = field(default_factory=Ledger)          # compute, tokens and API use per stage
 
     @property
     def eval_path(self) -> Path | None:
@@ -157,16 +160,48 @@ def prepare_data(state: RunState) -> None:
     state.artifacts["data"] = counts
 
 
+def account(state: RunState) -> dict:
+    """Write ``costs.json`` (and the cost and model disclosure into the eval's metrics.json)."""
+    import json
+    from ..models import describe_model
+    ledger = state.ledger
+    result = state.out_dir / "train" / "train_result.json"
+    if result.exists() and state.recipe.train is not None:
+        t = state.recipe.train
+        ledger.add_training(json.loads(result.read_text()), t.batch_size, t.gradient_accumulation_steps)
+    gens = state.out_dir / "eval" / "generations.jsonl"
+    if gens.exists():
+        rows = [json.loads(x) for x in gens.read_text().splitlines() if x.strip()]
+        for side in ("base", "tuned"):
+            ledger.add_generated(f"eval:{side}", [r[side] for r in rows if isinstance(r.get(side), dict)])
+    summary = ledger.write(state.out_dir, state.recipe.cost)
+    metrics_path = state.out_dir / "eval" / "metrics.json"
+    if metrics_path.exists():
+        m = json.loads(metrics_path.read_text())
+        m["cost"] = summary
+        m["models"] = {side: describe_model(m[key]) for side, key in (("base", "base"), ("tuned", "model"))
+                       if m.get(key)}
+        metrics_path.write_text(json.dumps(m, indent=2))
+    return summary
+
+
 def run_recipe(recipe: Recipe, out_dir: str | Path | None = None) -> RunState:
     out = Path(out_dir or recipe.output_dir or Path("runs") / recipe.name)
     out.mkdir(parents=True, exist_ok=True)
     dump_yaml(recipe, out / "recipe.resolved.yaml")
     state = RunState(recipe=recipe, out_dir=out)
-    prepare_data(state)
-    for stage in STAGE_ORDER:
-        cfg = getattr(recipe, stage, None)
-        if cfg is None:
-            continue
-        module, func = STAGE_RUNNERS[stage].split(":")
-        getattr(importlib.import_module(module), func)(cfg, state)
+    try:
+        with state.ledger.stage("data"):
+            prepare_data(state)
+        for stage in STAGE_ORDER:
+            cfg = getattr(recipe, stage, None)
+            if cfg is None:
+                continue
+            if stage == "report":
+                account(state)        # the report shows the cost of everything before it
+            module, func = STAGE_RUNNERS[stage].split(":")
+            with state.ledger.stage(stage):
+                getattr(importlib.import_module(module), func)(cfg, state)
+    finally:
+        account(state)
     return state

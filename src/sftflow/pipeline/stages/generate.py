@@ -33,7 +33,13 @@ def run_stage(cfg: GenerateConfig, state, *, backend=None) -> None:
             raise ValueError(f"generate.method={cfg.method} needs records to rewrite: "
                              "set generate.rewrite.input or data.train in the recipe")
         examples = existing
-    counts = run_generate(cfg, out, backend=backend, examples=examples)
+    from ...costs import MeteredBackend
+    from ...generate.session import build_backend
+    metered = MeteredBackend(backend or build_backend(cfg.backend, out))
+    try:
+        counts = run_generate(cfg, out, backend=metered, examples=examples)
+    finally:
+        state.ledger.add_api(metered)
     new = load_examples([out / "records.jsonl"]) if counts["records"] else []
     combined = out / "train.jsonl"
     write_examples(combined, existing + new)
