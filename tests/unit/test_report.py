@@ -229,6 +229,12 @@ def test_header_names_the_embedded_default_model_behind_a_folder_or_an_adapter(t
     (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
     html = build_report(run).read_text()
     assert "<li>tuned model: my own checkpoint</li>" in html and "base model:" not in html
+    # a full fine-tune this run trained: named by what it started from
+    (run / "train" / "train_config.yaml").write_text("model: smollm2\nmethod: full\n")
+    metrics.update(model=str(run / "train" / "merged"), models={})
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    html = build_report(run).read_text()
+    assert f"<li>tuned model: full fine-tune of {words}</li>" in html
 
 
 def test_configuration_section_lists_eval_and_train_settings(tmp_path):

@@ -144,7 +144,26 @@ def gather(run_dir: str | Path, max_examples: int = 20000) -> RunData:
     train_cfg = run / "train" / "train_config.yaml"
     if train_cfg.exists():
         d.train_config = _read_yaml(train_cfg)
+    if d.metrics and "tuned" not in d.model_sources and d.train_config:
+        trained = _trained_here(run, d.metrics.get("model"), d.train_config)
+        if trained:
+            d.model_sources["tuned"] = trained
     return d
+
+
+def _trained_here(run: Path, tuned: str | None, train_config: dict) -> str | None:
+    """A tuned model this run's train stage wrote (a full fine-tune leaves no adapter
+    config to follow): say what it was trained from."""
+    if not tuned or not train_config.get("model"):
+        return None
+    try:
+        inside = Path(tuned).resolve().is_relative_to((run / "train").resolve())
+    except OSError:
+        return None
+    if not inside:
+        return None
+    start = describe_model(str(train_config["model"])) or str(train_config["model"])
+    return f"{train_config.get('method', 'a')} fine-tune of {start}"
 
 
 def _read_yaml(path: Path) -> dict | None:
