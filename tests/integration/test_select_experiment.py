@@ -64,8 +64,14 @@ def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
     sel_losses = [r["heldout_loss"] for r in runs if r["arm"] == "selected"]
     assert res["arms"]["selected"]["heldout_loss"]["mean"] == pytest.approx(sum(sel_losses) / 3)
     assert any(k.startswith("probe:") for k in runs[0])                           # probes were run
-    assert res["verdict"] in ("selection beats random", "selection is worse than random") \
-        or res["verdict"].startswith(("no better than random", "undecided"))
+    # the verdict is the one its own interval gives, and the table says the same
+    d = res["difference"]["heldout_loss"]
+    assert d["low"] is not None and d["low"] <= d["diff"] <= d["high"]
+    expected = ("selection beats random" if d["high"] < 0 else
+                "selection is worse than random" if d["low"] > 0 else
+                "no better than random (the interval of the difference contains 0)")
+    assert res["verdict"] == expected
+    assert f"verdict (held-out loss): {expected}" in (out / "table.md").read_text()
     assert (out / "select_vs_random.png").stat().st_size > 1000
     assert "| heldout_loss |" in (out / "table.md").read_text()
     saved = json.loads((out / "results.json").read_text())
@@ -100,3 +106,48 @@ def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
     assert len(calls) == 6 and len(set(calls)) == 6                   # each trained run, once
     assert [r["steps"] for r in third["runs"]] == [r["steps"] for r in runs]
     assert all(r["eval_config"]["max_new_tokens"] == 3 for r in third["runs"])
+
+
+def test_experiment_verdict_reads_the_welch_interval_of_the_runs(tmp_path, monkeypatch):
+    """Known held-out losses per run: the arms, the Welch interval and the verdict follow exactly."""
+    from scipy.stats import ttest_ind
+
+    import sftflow.pipeline.experiment as exp
+    import sftflow.select.pipeline as sp
+
+    losses = {"selected": [1.0, 1.1, 0.9], "random": [2.0, 2.2, 1.8]}
+
+    def fake_run(cfg, arm, r, train_file, heldout_file, run_dir):
+        return {"arm": arm, "run": r, "train_file": str(train_file), "heldout_loss": losses[arm][r],
+                "probe:refusal": 0.5}
+
+    class Sel:
+        summary = {}
+
+    def fake_select(files, out_dir, cfg, model=None):
+        from sftflow.io import read_examples, write_examples
+        pool = read_examples(files).examples
+        Sel.selected = pool[:4]
+        write_examples(out_dir / "selected.jsonl", Sel.selected)
+        return None, Sel
+
+    monkeypatch.setattr(exp, "_run_one", fake_run)
+    monkeypatch.setattr(sp, "score_and_select", fake_select)
+    pool = [Example.single(f"q{i}", f"a{i}") for i in range(12)]
+    write_examples(tmp_path / "pool.jsonl", pool)
+    write_examples(tmp_path / "held.jsonl", pool[:2])
+    cfg = ExperimentConfig.model_validate({"pool": [str(tmp_path / "pool.jsonl")],
+                                           "heldout": [str(tmp_path / "held.jsonl")], "budget": 4,
+                                           "random_arms": 3, "model": "unused"})
+    (tmp_path / "out" / "select").mkdir(parents=True)
+    res = run_experiment(cfg, tmp_path / "out")
+    ci = ttest_ind(losses["selected"], losses["random"], equal_var=False).confidence_interval(0.95)
+    d = res["difference"]["heldout_loss"]
+    assert (d["low"], d["high"]) == pytest.approx((ci.low, ci.high))
+    assert d["diff"] == pytest.approx(-1.0)
+    assert res["verdict"] == "selection beats random"
+    assert res["arms"]["random"]["heldout_loss"]["mean"] == pytest.approx(2.0)
+    losses["selected"], losses["random"] = losses["random"], losses["selected"]
+    assert run_experiment(cfg, tmp_path / "out")["verdict"] == "selection is worse than random"
+    losses["selected"] = [1.0, 2.5, 1.6]
+    assert run_experiment(cfg, tmp_path / "out")["verdict"].startswith("no better than random")
