@@ -107,6 +107,8 @@ def make_hostile_run(root: Path) -> Path:
     m["forgetting"]["tasks"] = {f"task{h}": dict(m["forgetting"]["tasks"]["general_knowledge"],
                                                   metric="acc", status=f"warn{h}")}
     m["judge"].update(backend=f"backend{h}", judge_model=f"judge{h}", verdict=f"verdict{h}")
+    m["gates"] = {"status": f"fail{h}", "gates": [{"name": f"gate{h}", "metric": f"metric{h}", "status": f"fail{h}",
+                                                   "reason": f"why{h}", "point": 0.1, "low": 0.0, "high": 0.2}]}
     (run / "eval" / "metrics.json").write_text(json.dumps(m))
     _jsonl(run / "eval" / "generations.jsonl", [
         {"id": f"id{h}", "prompt": [{"role": f"user{h}", "content": f"prompt{h}"}], "reference": f"ref{h}",

@@ -98,7 +98,8 @@ def test_no_user_controlled_text_reaches_the_page_unescaped(tmp_path):
     # each field did reach the page, escaped: the test would pass vacuously otherwise
     for field in ("title", "length", "too short", "short ", "overfit", "gap", "check", "detail", "tuned", "base",
                   "warn", "reason", "probe", "describes", "task", "backend", "judge", "verdict", "id",
-                  "prompt", "ref", "base answer", "tuned answer", "win", "user", "source", "<td>"):
+                  "prompt", "ref", "base answer", "tuned answer", "win", "user", "source", "gate", "metric", "why",
+                  "fail", "<td>"):
         assert field + "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;" in html or \
             field + "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;" in html, f"{field!r} is missing"
     assert "<td>temperature</td><td>&lt;script&gt;" in html     # a config value
@@ -259,3 +260,23 @@ def test_dollar_signs_in_labels_are_text_not_mathtext(tmp_path):
          "metadata": {"task": label}}) + "\n" for label in ("price in $\\frac{$", "$x^$", "plain")))
     html = build_report(run).read_text()
     assert "task distribution" in dict(IMG.findall(html))
+
+
+def test_gates_show_each_verdict_with_its_interval(tmp_path):
+    import json
+    run = make_run(tmp_path)
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    metrics["gates"] = {"status": "inconclusive", "gates": [
+        {"name": "loss falls", "metric": "loss.delta", "status": "pass", "reason": "interval below 0",
+         "point": -0.5, "low": -0.7, "high": -0.3},
+        {"name": "no more apologies", "metric": "probes.apology_preamble", "status": "inconclusive",
+         "reason": "interval spans 0", "point": -0.4, "low": -0.7, "high": 0.05},
+        {"name": "judge wins", "metric": "judge.win", "status": "not measured"}]}
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    html = build_report(run).read_text()
+    assert "<h3>Gates <span class='inconclusive'>inconclusive</span></h3>" in html
+    rows = tables_of(html)[("gate", "metric", "measured [95% interval]", "verdict", "why")]
+    assert rows == [["loss falls", "loss.delta", "-0.5000 [-0.7000, -0.3000]", "pass", "interval below 0"],
+                    ["no more apologies", "probes.apology_preamble", "-0.4000 [-0.7000, 0.0500]", "inconclusive",
+                     "interval spans 0"],
+                    ["judge wins", "judge.win", "–", "not measured", ""]]

@@ -21,7 +21,7 @@ from . import sections
 from .config import ReportConfig
 from .gather import RunData, gather
 
-STATUS_CLASSES = ("pass", "warn", "fail")
+STATUS_CLASSES = ("pass", "warn", "fail", "inconclusive")
 
 
 def _missing(v: Any) -> bool:
