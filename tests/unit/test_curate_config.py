@@ -17,7 +17,7 @@ def test_defaults_run_filters_and_dedup_not_embedders():
     cfg = CurateConfig()
     assert cfg.steps == DEFAULT_STEPS
     assert "semantic_dedup" not in cfg.steps and "diversity" not in cfg.steps
-    assert (cfg.length.min_instruction, cfg.length.max_instruction) == (5, 512)
+    assert (cfg.length.min_instruction, cfg.length.max_instruction) == (5, 2048)
     assert (cfg.length.min_response, cfg.length.max_response) == (20, 2048)
     assert (cfg.near_dedup.threshold, cfg.near_dedup.ngram, cfg.near_dedup.num_perm) == (0.7, 5, 128)
     assert cfg.refusal.drop is False

@@ -25,10 +25,11 @@ def test_empty_filter_near_empty_and_empty_turns():
     res = f.run([ex("Say hi", "Hi!"), ex("Say hi", "Hello there, how are you today?"),
                  Example(messages=[{"role": "user", "content": "  "}, {"role": "assistant", "content": "x" * 30}])])
     assert [e.response for e in res.kept] == ["Hello there, how are you today?"]
-    assert res.rejected[0].reason == "near-empty response: 3 characters < 20"
+    assert res.rejected[0].reason == ("near-empty response: 3 characters < 20 and the task does not ask "
+                                      "for a short answer")
     assert res.rejected[0].value == 3
     assert res.rejected[1].reason == "empty turn: messages[0] (user) has no text"
-    assert res.kept[0].metadata["curate"]["empty"] == {"response_chars": 31, "empty_turns": []}
+    assert res.kept[0].metadata["curate"]["empty"] == {"response_chars": 31, "empty_turns": [], "substance": True}
 
 
 def test_repetition_unique_word_ratio_exact():
@@ -52,16 +53,56 @@ def test_repeated_ngram_ratio_values():
     assert repeated_ngram_ratio(["a"], 3) == 0.0
 
 
-def test_truncation_only_long_responses_ending_mid_word():
-    f = TruncationFilter()
-    cut = ex("Explain", "The mitochondria is the powerhouse of the cell and it produces ener")
-    done = ex("Explain", "The mitochondria is the powerhouse of the cell and it produces energy.")
-    short = ex("Label", "Positive sentiment overall")       # < 50 characters: not judged
-    code = ex("Code", "def f(x):\n    return x + 1\n" * 3)   # ends with a digit
-    res = f.run([cut, done, short, code])
-    assert [r.record["id"] for r in res.rejected] == [cut.id]
-    assert "ends mid-word" in res.rejected[0].reason
-    assert cut.metadata["curate"]["truncation"] == {"last_char": "r", "truncated": True}
+PASSAGE = ("Explain the passage. Mitochondria produce the energy of the cell; biologists call them the "
+           "powerhouse of the cell because they make most of its chemical energy.")
+
+
+@pytest.mark.parametrize("response,evidence", [
+    ("The mitochondria is the powerhouse of the cell and it produces the", "function_word"),
+    ("The mitochondria (the powerhouse of the cell", "open_bracket"),
+    ("Here is the code:\n```python\ndef f(x):\n    return x", "open_bracket"),
+    ("The mitochondria is the powerhouse of the cell and it produces most chemical ene", "cut_word"),
+    ("Mitochondria make energy. They are called the powerhouse of the cell by", "function_word"),
+    ("Mitochondria make energy. They are called the powerhouse of the cell by biologists", "fragment"),
+])
+def test_truncation_needs_evidence_of_a_cut(response, evidence):
+    r = TruncationFilter().run([ex(PASSAGE, response)])
+    assert r.rejected and r.rejected[0].value == evidence, r.rejected
+    assert r.rejected[0].reason.startswith("looks truncated: ")
+
+
+@pytest.mark.parametrize("response", [
+    "Mitochondria: the powerhouse of the cell",                   # a headline
+    "Powerhouse of the cell",                                      # a span of the passage
+    "Positive",                                                    # a label
+    "线粒体是细胞的动力工厂，它们产生细胞所需的大部分化学能量，因此被称为细胞的动力工厂并且非常重要",  # CJK ending
+    "ミトコンドリアは細胞のエネルギーを作る小さな器官であり、細胞の発電所と呼ばれています",
+    "def f(x):\n    return x + 1",
+    'He called them "in between a witness and a source\'\' of energy.',
+])
+def test_truncation_keeps_complete_answers_without_a_full_stop(response):
+    assert TruncationFilter().run([ex(PASSAGE, response)]).kept
+
+
+def test_truncation_by_finish_reason_and_by_the_sources_convention():
+    done = [Example.single(f"Summarize document {i}.", f"Document {i} reports a quiet week in town.",
+                           metadata={"_source": "news"}) for i in range(30)]
+    cut = Example.single("Summarize document 99.", "Document 99 reports a quiet week of",
+                         metadata={"_source": "news"})
+    cut2 = Example.single("Summarize document 98.", "Document 98 reports a busy week for shops",
+                          metadata={"_source": "news"})
+    name = Example.single("Summarize document 97.", "Document 97 quotes the mayor Jane Smith",
+                          metadata={"_source": "news"})
+    limit = Example.single("Tell a story.", "Once upon a time there was a king.",
+                           metadata={"generation": {"finish_reason": "length"}})
+    res = TruncationFilter().run(done + [cut, cut2, name, limit])
+    assert {r.record["id"]: r.value for r in res.rejected} == {cut.id: "function_word", cut2.id: "convention",
+                                                               limit.id: "finish_reason"}
+    assert "unlike 91% of its source's answers" in next(r.reason for r in res.rejected if r.value == "convention")
+    # a headline source has no such convention: its answers stay
+    heads = [Example.single(f"Write a headline for story {i}.", f"Town {i} has a quiet week",
+                            metadata={"_source": "heads"}) for i in range(30)]
+    assert not TruncationFilter().run(heads).rejected
 
 
 def test_refusal_flagged_by_default_dropped_on_request():
@@ -105,7 +146,8 @@ def test_length_filter_counts_tokens_exactly(smol_tokenizer):
     assert good.metadata["curate"]["length"] == {"instruction_tokens": n[0], "response_tokens": n[1],
                                                   "total_tokens": n[0] + n[1]}
     assert [e.id for e in res.kept] == [good.id]
-    assert res.rejected[0].reason == f"response too short: {n[3]} tokens < 3"
+    assert res.rejected[0].reason == (f"response too short: {n[3]} tokens < 3 and the task does not ask for a "
+                                      "short answer")
     long = ex(texts[0], " ".join(["word"] * 30))
     assert f.run([long]).rejected[0].reason.startswith("response too long:")
 
@@ -116,3 +158,73 @@ def test_decide_must_give_a_reason():
             return False
     with pytest.raises(TypeError, match="must return True or \\(False, reason\\)"):
         Bad().run([ex("a", "b")])
+
+
+@pytest.mark.parametrize("prompt,response,kind", [
+    ("Wall St. Bears Claw Back Into the Black. What label best describes this news article?", "Business", "label"),
+    ('Decide whether the suggestion answers the question. If yes, write "True", otherwise "False".', "False", "yes_no"),
+    ("Is the sky blue?", "Yes.", "yes_no"),
+    ("Review: great food, slow service.\nOn a scale of 1 to 5, I would give this product", "4", "option"),
+    ("Review text:\nGreat food.\n\nStars:", "5 stars", "number"),
+    ("When was the Eiffel Tower's restaurant opened? Context: the restaurant opened in 1950 on the tower.",
+     "1950", "option" if False else "number"),
+    ("Read the passage and answer. The Nile is the longest river in Africa and flows north. Which river is longest?",
+     "The Nile", "span"),
+    ("Write a headline for this article: the city council approved a new park on Tuesday.", "Council backs park",
+     "title"),
+    ("Which is bigger, a cat or an elephant?", "an elephant", "option"),
+])
+def test_short_answers_the_task_asks_for_are_kept(prompt, response, kind):
+    from sftflow.curate.short_answers import short_answer_kind
+    assert short_answer_kind(prompt, response) == kind
+    e = ex(prompt, response)
+    assert EmptyFilter().run([e]).kept and e.metadata["curate"]["empty"]["short_answer"] == kind
+
+
+@pytest.mark.parametrize("prompt,response,reason", [
+    ("Write an essay about the history of Rome.", "Rome.", "near-empty response"),
+    ("What label best describes this article?", "", "empty turn: messages[1] (assistant)"),
+    ("What label best describes this article?", " ... ?! ", "punctuation-only response"),
+    ("Explain how vaccines train the immune system.", "ok", "near-empty response"),
+])
+def test_short_answers_are_rejected_when_the_task_wants_more_or_nothing_is_there(prompt, response, reason):
+    res = EmptyFilter().run([ex(prompt, response)])
+    assert res.rejected[0].reason.startswith(reason)
+
+
+def test_short_answers_can_be_turned_off():
+    e = ex("What label best describes this news article?", "Business")
+    assert EmptyFilter(EmptyParams(short_answers=[])).run([e]).rejected
+
+
+def test_length_filter_keeps_short_answers_the_task_asks_for(smol_tokenizer):
+    f = LengthFilter(LengthParams(min_instruction=1), tokenizer=smol_tokenizer)
+    lab = ex("Some article text. What label best describes this news article?", "Sci/Tech")
+    essay = ex("Write an essay about the history of Rome.", "Rome was big.")
+    res = f.run([lab, essay])
+    assert [e.id for e in res.kept] == [lab.id] and lab.metadata["curate"]["length"]["short_answer"] == "label"
+
+
+def test_tool_call_turns_are_not_empty():
+    msgs = [{"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": {"city": "Paris"}}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny, 21 C"},
+            {"role": "assistant", "content": "It is sunny and 21 degrees in Paris today."}]
+    assert EmptyFilter().run([Example(messages=msgs)]).kept
+
+
+def test_a_group_is_kept_or_rejected_whole():
+    g = [Example.single(f"Say a long sentence {i}.", "This is a complete and long enough answer.",
+                        metadata={"group": "src-1"}) for i in range(3)]
+    g[1] = Example.single("Say a long sentence 1.", "", metadata={"group": "src-1"})
+    other = Example.single("Say another long sentence.", "This is a complete and long enough answer.",
+                           metadata={"group": "src-2"})
+    res = EmptyFilter().run(g + [other])
+    assert [e.id for e in res.kept] == [other.id]
+    assert len(res.rejected) == 3
+    assert sorted(r.reason.split(":")[0] for r in res.rejected) == ["empty turn", "group 'src-1'",
+                                                                    "group 'src-1'"]
+    assert f"member {g[1].id} rejected: empty turn" in res.rejected[1].reason
+    res = EmptyFilter(EmptyParams(reject_empty_turns=False)).run([g[1]])
+    assert res.rejected[0].reason == "empty response"

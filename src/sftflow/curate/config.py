@@ -4,9 +4,9 @@ A recipe names the steps in order and gives each step's parameters under its own
 key, so ``--set near_dedup.threshold=0.8`` addresses one parameter and a typo in
 either a step name or a parameter is an error that names the closest valid one::
 
-    steps: [empty, length, repetition, truncation, refusal, template_leak,
-            exact_dedup, near_dedup]
-    length: {min_response: 20, max_response: 2048}
+    steps: [empty, length, repetition, truncation, echo, restated, language, refusal,
+            template_leak, exact_dedup, near_dedup]
+    length: {min_response: 20, max_response: 2048, short_answers: [yes_no, option, number]}
     near_dedup: {threshold: 0.7, ngram: 5, num_perm: 128}
 """
 
@@ -20,6 +20,10 @@ from pydantic import Field, field_validator, model_validator
 from ..config import StrictModel, closest
 
 TextField = Literal["prompt", "response", "conversation"]
+ShortKind = Literal["yes_no", "option", "number", "label", "span", "title", "summary", "short_request"]
+ALL_SHORT: list[str] = ["yes_no", "option", "number", "label", "span", "title", "summary", "short_request"]
+_SHORT_HELP = ("a response under the minimum is kept when the prompt asks for this kind of short answer "
+               "(see sftflow.curate.short_answers); [] = the minimum applies to every task")
 KeepPolicy = Literal["first", "longest_response", "highest_score"]
 
 
@@ -33,15 +37,20 @@ def _compile_all(patterns: list[str]) -> list[str]:
 
 
 class EmptyParams(StrictModel):
-    min_response_chars: int = Field(20, ge=0, description="responses shorter than this (stripped) are near-empty")
+    min_response_chars: int = Field(20, ge=0, description="responses shorter than this (stripped) are near-empty, "
+                                                          "unless they are a short answer the task asks for")
+    short_answers: list[ShortKind] = Field(default_factory=lambda: list(ALL_SHORT), description=_SHORT_HELP)
     reject_empty_turns: bool = Field(True, description="reject a conversation with any empty user/assistant turn")
 
 
 class LengthParams(StrictModel):
     model: str | None = Field(None, description="tokenizer to count with (default: the recipe's model)")
     min_instruction: int = Field(5, ge=0)
-    max_instruction: int = Field(512, ge=1)
-    min_response: int = Field(20, ge=0)
+    # Real instructions carry the document they are about (a news story to summarise, a
+    # review to rate): 2048 keeps those and max_total still bounds the example.
+    max_instruction: int = Field(2048, ge=1)
+    min_response: int = Field(20, ge=0, description="unless the response is a short answer the task asks for")
+    short_answers: list[ShortKind] = Field(default_factory=lambda: list(ALL_SHORT), description=_SHORT_HELP)
     max_response: int = Field(2048, ge=1)
     max_total: int | None = Field(4096, ge=1, description="all message contents together; null = no limit")
     batch_size: int = Field(256, ge=1)
@@ -56,7 +65,35 @@ class RepetitionParams(StrictModel):
 
 
 class TruncationParams(StrictModel):
-    min_chars: int = Field(50, ge=0, description="only responses longer than this are checked")
+    """Evidence of a cut; each rule is described in sftflow.curate.truncation."""
+    finish_reason: bool = Field(True, description="finish_reason 'length' in metadata")
+    open_bracket: bool = Field(True, description="a bracket, quote or code fence left open")
+    function_word: bool = Field(True, description="ends on 'the', 'of', 'and', ... without punctuation")
+    cut_word: bool = Field(True, description="ends on a strict prefix of a word of the prompt")
+    fragment_words: int = Field(6, ge=0, description="words run on after the last full sentence; 0 = off")
+    convention_share: float = Field(0.9, ge=0.5, le=1.0,
+                                    description="a source closing this share of its answers with punctuation "
+                                                "makes an unclosed one a cut")
+    convention_min_records: int = Field(20, ge=1, description="answers a source needs for its convention to count")
+    min_words: int = Field(4, ge=1, description="the cut_word and convention rules judge answers this long")
+
+
+class EchoParams(StrictModel):
+    ngram: int = Field(3, ge=1, description="word n-grams compared")
+    min_coverage: float = Field(0.8, gt=0, le=1, description="share of the prompt's n-grams in the response")
+    max_new_share: float = Field(0.2, ge=0, le=1, description="share of the response's n-grams not in the prompt")
+    min_prompt_words: int = Field(5, ge=1, description="shorter prompts are not judged")
+
+
+class RestatedParams(StrictModel):
+    min_overlap: float = Field(0.8, gt=0, le=1,
+                               description="content-word overlap with the prompt's question, both ways")
+    min_question_words: int = Field(3, ge=1, description="questions with fewer content words are not judged")
+
+
+class LanguageParams(StrictModel):
+    drop: bool = Field(False, description="answers in another language than the instruction are flagged; "
+                                          "true also rejects them")
 
 
 class RefusalParams(StrictModel):
@@ -165,6 +202,9 @@ STEP_PARAMS: dict[str, type[StrictModel]] = {
     "truncation": TruncationParams,
     "refusal": RefusalParams,
     "template_leak": TemplateLeakParams,
+    "echo": EchoParams,
+    "restated": RestatedParams,
+    "language": LanguageParams,
     "exact_dedup": ExactDedupParams,
     "near_dedup": NearDedupParams,
     "semantic_dedup": SemanticDedupParams,
@@ -172,8 +212,8 @@ STEP_PARAMS: dict[str, type[StrictModel]] = {
     "leakage": LeakageParams,
 }
 
-DEFAULT_STEPS = ["empty", "length", "repetition", "truncation", "refusal", "template_leak",
-                 "exact_dedup", "near_dedup"]
+DEFAULT_STEPS = ["empty", "length", "repetition", "truncation", "echo", "restated", "language", "refusal",
+                 "template_leak", "exact_dedup", "near_dedup"]
 
 
 class CurateConfig(StrictModel):
@@ -182,6 +222,9 @@ class CurateConfig(StrictModel):
     model: str | None = Field(None, description="tokenizer for lengths and stats (default: sftflow's)")
     leak_check: bool | None = Field(None, description="recipes: check against the held-out eval file "
                                                       "(default: on when one exists)")
+    duplicate_ids: Literal["error", "reid"] = Field(
+        "error", description="a user-supplied id repeated in the input: reject the later record naming "
+                             "both places, or give it a new id with a note")
     stats: bool = True
     plots: bool = True
     stats_embed: Literal["tfidf", "sbert", "none"] = Field(
@@ -192,6 +235,9 @@ class CurateConfig(StrictModel):
     truncation: TruncationParams = Field(default_factory=TruncationParams)
     refusal: RefusalParams = Field(default_factory=RefusalParams)
     template_leak: TemplateLeakParams = Field(default_factory=TemplateLeakParams)
+    echo: EchoParams = Field(default_factory=EchoParams)
+    restated: RestatedParams = Field(default_factory=RestatedParams)
+    language: LanguageParams = Field(default_factory=LanguageParams)
     exact_dedup: ExactDedupParams = Field(default_factory=ExactDedupParams)
     near_dedup: NearDedupParams = Field(default_factory=NearDedupParams)
     semantic_dedup: SemanticDedupParams = Field(default_factory=SemanticDedupParams)

@@ -1,10 +1,12 @@
 """Per-record quality filters. Each measures, records the numbers, then decides.
 
-Thresholds are the seed's defaults (LIMA-style curation): instruction 5-512 tokens,
-response 20-2048 tokens, unique-word ratio >= 0.3 over responses of more than 10
-words, no response over 50 characters that stops mid-word, nothing under 20
-characters, refusals flagged (dropped on request), no chat-template markers inside
-content.
+Defaults: no empty or punctuation-only response; instruction 5-2048 tokens, response
+20-2048 tokens and at least 20 characters *unless the task asks for a short answer*
+(a label, yes/no, a number, a span of the passage, a title: ``short_answers``), a
+unique-word ratio >= 0.3 over responses of more than 10 words, refusals flagged
+(dropped on request), no chat-template markers inside content. Truncation (evidence of
+a cut) lives in ``truncation``; checks against the prompt (echo, question restated,
+language) in ``prompt_checks``.
 """
 
 from __future__ import annotations
@@ -13,18 +15,14 @@ import re
 from typing import Any
 
 from ..schema import Example
-from .config import (EmptyParams, LengthParams, RefusalParams, RepetitionParams, TemplateLeakParams,
-                     TruncationParams)
+from .config import EmptyParams, LengthParams, RefusalParams, RepetitionParams, TemplateLeakParams
+from .short_answers import short_answer_kind
 from .steps import Decision, Filter
+from .text import WORD_RE, has_substance, words
+from .truncation import TruncationFilter
 
-# Words for the repetition measures: letters/digits runs, lower-cased. CJK and kana are
-# taken one character at a time because those scripts do not separate words by spaces.
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
-
-
-def words(text: str) -> list[str]:
-    return WORD_RE.findall(text.lower())
+__all__ = ["EmptyFilter", "LengthFilter", "RefusalFilter", "RepetitionFilter", "TemplateLeakFilter",
+           "TruncationFilter", "WORD_RE", "repeated_ngram_ratio", "words"]
 
 
 class EmptyFilter(Filter):
@@ -34,17 +32,27 @@ class EmptyFilter(Filter):
         self.p = params or EmptyParams()
 
     def measure(self, ex: Example) -> dict[str, Any]:
+        # An assistant turn that only calls a tool has no content and is not empty.
         empty_turns = [i for i, m in enumerate(ex.messages)
-                       if m["role"] != "system" and not m["content"].strip()]
-        return {"response_chars": len(ex.response.strip()), "empty_turns": empty_turns}
+                       if m["role"] != "system" and not m["content"].strip() and not m.get("tool_calls")]
+        text = ex.response.strip()
+        out = {"response_chars": len(text), "empty_turns": empty_turns, "substance": has_substance(text)}
+        if text and len(text) < self.p.min_response_chars:
+            out["short_answer"] = short_answer_kind(ex.prompt, text, self.p.short_answers)
+        return out
 
     def decide(self, ex: Example, m: dict[str, Any]) -> Decision:
         if self.p.reject_empty_turns and m["empty_turns"]:
             i = m["empty_turns"][0]
             return False, f"empty turn: messages[{i}] ({ex.messages[i]['role']}) has no text", m["empty_turns"]
-        if m["response_chars"] < self.p.min_response_chars:
+        if m["response_chars"] == 0:
+            return False, "empty response", 0
+        if not m["substance"]:
+            return False, f"punctuation-only response: {ex.response.strip()[:40]!r}", m["response_chars"]
+        if m["response_chars"] < self.p.min_response_chars and not m.get("short_answer"):
             return (False, f"near-empty response: {m['response_chars']} characters < "
-                           f"{self.p.min_response_chars}", m["response_chars"])
+                           f"{self.p.min_response_chars} and the task does not ask for a short answer",
+                    m["response_chars"])
         return True
 
 
@@ -91,8 +99,11 @@ class LengthFilter(Filter):
             last_assistant = ex.last_assistant
             prompt_idx = max((i for i, m in enumerate(ex.context) if m["role"] == "user"),
                              default=None)
-            out.append({"instruction_tokens": ls[prompt_idx] if prompt_idx is not None else 0,
-                        "response_tokens": ls[last_assistant], "total_tokens": sum(ls)})
+            m = {"instruction_tokens": ls[prompt_idx] if prompt_idx is not None else 0,
+                 "response_tokens": ls[last_assistant], "total_tokens": sum(ls)}
+            if m["response_tokens"] < self.p.min_response:
+                m["short_answer"] = short_answer_kind(ex.prompt, ex.response, self.p.short_answers)
+            out.append(m)
         return out
 
     def measure(self, ex: Example) -> dict[str, Any]:
@@ -103,8 +114,9 @@ class LengthFilter(Filter):
         checks = [("instruction_tokens", p.min_instruction, p.max_instruction, "instruction"),
                   ("response_tokens", p.min_response, p.max_response, "response")]
         for key, lo, hi, label in checks:
-            if m[key] < lo:
-                return False, f"{label} too short: {m[key]} tokens < {lo}", m[key]
+            if m[key] < lo and not (label == "response" and m.get("short_answer")):
+                why = " and the task does not ask for a short answer" if label == "response" else ""
+                return False, f"{label} too short: {m[key]} tokens < {lo}{why}", m[key]
             if m[key] > hi:
                 return False, f"{label} too long: {m[key]} tokens > {hi}", m[key]
         if p.max_total is not None and m["total_tokens"] > p.max_total:
@@ -139,28 +151,6 @@ class RepetitionFilter(Filter):
         if m["repeated_ngram_ratio"] > self.p.max_repeated_ngram_ratio:
             return (False, f"repetitive: {m['repeated_ngram_ratio']:.3f} of word {self.p.ngram}-grams repeat "
                            f"(> {self.p.max_repeated_ngram_ratio})", m["repeated_ngram_ratio"])
-        return True
-
-
-# A response "closes" when its last visible character is punctuation, a bracket, a
-# quote, markup or a digit/symbol; ending on a letter after more than 50 characters is
-# the signature of generation cut off by a token limit.
-class TruncationFilter(Filter):
-    name = "truncation"
-
-    def __init__(self, params: TruncationParams | None = None):
-        self.p = params or TruncationParams()
-
-    def measure(self, ex: Example) -> dict[str, Any]:
-        text = ex.response.rstrip()
-        last = text[-1:] or ""
-        truncated = len(text) > self.p.min_chars and last.isalpha()
-        return {"last_char": last, "truncated": truncated}
-
-    def decide(self, ex: Example, m: dict[str, Any]) -> Decision:
-        if m["truncated"]:
-            tail = ex.response.rstrip()[-30:]
-            return False, f"looks truncated: ends mid-word without closing punctuation (…{tail!r})", tail
         return True
 
 

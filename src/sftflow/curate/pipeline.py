@@ -31,6 +31,7 @@ from .dedup import ExactDedup, NearDedup, SemanticDedup
 from .diversity import DiversityStep
 from .filters import (EmptyFilter, LengthFilter, RefusalFilter, RepetitionFilter, TemplateLeakFilter,
                       TruncationFilter)
+from .prompt_checks import EchoFilter, LanguageFilter, RestatedFilter
 from .steps import Step
 
 
@@ -45,6 +46,9 @@ def build_steps(cfg: CurateConfig, *, model: str | None = None, tokenizer=None,
         "truncation": lambda: TruncationFilter(cfg.truncation),
         "refusal": lambda: RefusalFilter(cfg.refusal),
         "template_leak": lambda: TemplateLeakFilter(cfg.template_leak),
+        "echo": lambda: EchoFilter(cfg.echo),
+        "restated": lambda: RestatedFilter(cfg.restated),
+        "language": lambda: LanguageFilter(cfg.language),
         "exact_dedup": lambda: ExactDedup(cfg.exact_dedup),
         "near_dedup": lambda: NearDedup(cfg.near_dedup),
         "semantic_dedup": lambda: SemanticDedup(cfg.semantic_dedup, embeddings=embeddings),

@@ -10,6 +10,14 @@ Two shapes cover every curation step:
 
 Either way a dropped record leaves as a ``Rejected`` with the step's name, a reason a
 person can read and the measured value, so ``kept + rejected == input`` holds per step.
+
+Groups are never split. Records that share ``metadata["group"]`` come from one source
+(upsampled copies, paraphrases, the turns of one expanded conversation, the instances
+of one task); splits are made by group, so a filter must not keep half of one. A
+per-record filter therefore rejects the whole group when it rejects any member: the
+defect is evidence about the source (a truncated turn makes the later turns that quote
+it wrong too). The other members leave with the reason ``group <g>: member <id>
+rejected: <reason>``, so every removal is still explained.
 """
 
 from __future__ import annotations
@@ -67,13 +75,13 @@ class Filter(Step):
 
     def run(self, examples: list[Example]) -> StepResult:
         result = StepResult(kept=[])
+        kept: list[tuple[Example, dict[str, Any]]] = []
+        failed: dict[Any, str] = {}   # group -> why its first rejected member went
         for ex, m in zip(examples, self.measure_many(examples)):
             measurements(ex, self.name).update(m)
             decision = self.decide(ex, m)
             if decision is True:
-                result.kept.append(ex)
-                if m.get("flagged"):
-                    result.flagged += 1
+                kept.append((ex, m))
                 continue
             if decision is False or not isinstance(decision, tuple) or decision[0] is not False:
                 raise TypeError(f"{type(self).__name__}.decide must return True or (False, reason), "
@@ -81,4 +89,22 @@ class Filter(Step):
             reason = decision[1]
             value = decision[2] if len(decision) > 2 else m
             result.rejected.append(reject(ex, self.name, reason, value))
+            group = group_of(ex)
+            if group is not None and group not in failed:
+                failed[group] = f"member {ex.id} rejected: {reason}"
+        for ex, m in kept:
+            group = group_of(ex)
+            if group in failed:
+                result.rejected.append(reject(ex, self.name, f"group {group!r}: {failed[group]}",
+                                              {"group": group}))
+                continue
+            result.kept.append(ex)
+            if m.get("flagged"):
+                result.flagged += 1
         return result
+
+
+def group_of(ex: Example) -> Any:
+    """The record's group (None when it has none); lists and dicts are keyed by their text."""
+    g = ex.metadata.get("group")
+    return g if g is None or isinstance(g, (str, int, float, bool)) else repr(g)
