@@ -50,6 +50,16 @@ def test_set() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
+def train_tools() -> list[dict]:
+    return load("train_tools.jsonl")
+
+
+@pytest.fixture(scope="module")
+def validation_tools() -> list[dict]:
+    return load("validation_tools.jsonl")
+
+
+@pytest.fixture(scope="module")
 def heldout(validation, test_set) -> list[dict]:
     return validation + test_set
 
@@ -66,15 +76,20 @@ def users(row: dict) -> list[str]:
     return [m["content"] for m in row["messages"] if m["role"] == "user"]
 
 
+def answers(row: dict) -> list[dict]:
+    """The assistant turns that answer in words (not the ones that only call a tool)."""
+    return [m for m in row["messages"] if m["role"] == "assistant" and not m.get("tool_calls")]
+
+
 def assistants(rows: list[dict]) -> list[str]:
-    return [m["content"] for r in rows for m in r["messages"] if m["role"] == "assistant"]
+    return [m["content"] for r in rows for m in answers(r)]
 
 
 def exchanges(rows: list[dict]) -> list[tuple[str, str]]:
-    """(user, assistant) pairs, every turn of every conversation."""
+    """(user, final answer) pairs, every exchange of every conversation; tool turns skipped."""
     out = []
     for r in rows:
-        msgs = [m for m in r["messages"] if m["role"] != "system"]
+        msgs = [m for m in r["messages"] if m["role"] in ("user", "assistant") and not m.get("tool_calls")]
         out += [(msgs[i]["content"], msgs[i + 1]["content"]) for i in range(0, len(msgs), 2)]
     return out
 
@@ -105,11 +120,12 @@ def test_counts_two_turn_share_and_system_prompts(train, heldout):
 def test_roles_alternate_and_end_with_assistant(train, heldout):
     for rows in (train, heldout):
         for r in rows:
-            roles = [m["role"] for m in r["messages"]]
+            roles = [m["role"] for m in r["messages"] if m["role"] != "tool" and not m.get("tool_calls")]
             if roles[0] == "system":
                 roles = roles[1:]
             assert roles == ["user", "assistant"] * (len(roles) // 2) and roles, roles
-            assert all(isinstance(m["content"], str) and m["content"].strip() for m in r["messages"])
+            assert all(isinstance(m["content"], str) and m["content"].strip() for m in r["messages"]
+                       if not m.get("tool_calls"))
 
 
 def test_every_assistant_turn_is_house_format_and_short(train, heldout):
@@ -133,6 +149,54 @@ def test_hedge_patterns_do_catch_hedges():
     assert HEDGE_START.match("As an AI, I cannot give advice.")
     assert HEDGE_ANYWHERE.search("Answer: It depends on your situation.")
     assert not HOUSE.match("Answer: yes.\nDetails: no blank line")
+
+
+# --- tool use ----------------------------------------------------------------------
+
+def tool_uses(row: dict):
+    """(call arguments, tool result, final answer) for each calculate call in a conversation."""
+    msgs = row["messages"]
+    for i, m in enumerate(msgs):
+        if m.get("tool_calls"):
+            (call,) = m["tool_calls"]
+            result, final = msgs[i + 1], msgs[i + 2]
+            assert call["function"]["name"] == "calculate" and m["content"] == ""
+            assert result["role"] == "tool" and result["tool_call_id"] == call["id"]
+            assert final["role"] == "assistant" and not final.get("tool_calls")
+            yield call["function"]["arguments"], result["content"], final["content"]
+
+
+def test_computed_answers_call_the_calculator_and_quote_its_result(train_tools, validation_tools, train,
+                                                                   validation, test_set):
+    from sftflow.tools import calculate
+    uses = [u for r in train_tools for u in tool_uses(r)]
+    assert len(uses) >= 240                      # nearly every computed training answer
+    assert sum(1 for r in validation_tools for _ in tool_uses(r)) >= 25
+    for plain in (train, validation, test_set):  # the plain files are asked and answered directly
+        assert not any(True for r in plain for _ in tool_uses(r))
+    # the tool files are the plain conversations with the tool turns added
+    strip = [{"messages": [m for m in r["messages"] if m["role"] != "tool" and not m.get("tool_calls")]}
+             for r in train_tools]
+    assert strip == train
+    for args, result, final in uses:
+        assert set(args) == {"expression", "round_to"}
+        assert calculate(args["expression"], round_to=args["round_to"]) == result
+        assert result in final, (result, final)
+        assert HOUSE_STRICT.match(final)
+
+
+def test_expressions_use_the_numbers_of_the_question(train_tools):
+    checked = 0
+    for r in train_tools:
+        question = next(m["content"] for m in r["messages"] if m["role"] == "user")
+        stated = {x.replace(",", "") for x in re.findall(r"\d[\d,]*(?:\.\d+)?", question)}
+        for args, _, _ in tool_uses(r):
+            numbers = re.findall(r"\d+(?:\.\d+)?", args["expression"])
+            # amounts of 4+ digits are copied from the question (rates become decimals)
+            big = [n for n in numbers if len(n.split(".")[0]) >= 4]
+            assert all(n in stated or n.rstrip("0").rstrip(".") in stated for n in big), (question, args)
+            checked += 1
+    assert checked >= 240
 
 
 # --- duplicates and held-out separation -------------------------------------------
@@ -203,7 +267,7 @@ def test_files_are_exactly_what_the_script_generates(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)],
                           capture_output=True, text=True, check=True)
     assert "5-gram Jaccard" in proc.stdout
-    for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
+    for name in ("train.jsonl", "validation.jsonl", "test.jsonl", "train_tools.jsonl", "validation_tools.jsonl"):
         assert (tmp_path / name).read_bytes() == (DEMO / name).read_bytes(), name
 
 

@@ -1,7 +1,11 @@
 """Build the personal-finance demo dataset that ships with sftflow.
 
 Writes ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (OpenAI ``messages``
-format) next to this script, or into ``--out``. Validation and test use question
+format) next to this script, or into ``--out``, and ``train_tools.jsonl`` /
+``validation_tools.jsonl``: the same conversations where each computed answer is first
+worked out with a ``calculate`` tool call (the expression built from the question's
+numbers, see ``demo_calculations.py``), the tool's result comes back as a ``tool`` turn,
+and the final answer quotes it. Validation and test use question
 templates and amounts that training never sees; validation chooses checkpoints, test
 reports. Their amounts are disjoint from each other too, and their conceptual
 questions are different ones. Every assistant turn follows the house format::
@@ -27,6 +31,9 @@ import re
 import sys
 from pathlib import Path
 from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_calculations import expression, tool_result  # noqa: E402  (next to this script)
 
 SEED = 20261123
 TRAIN_PER_KIND = 18
@@ -588,7 +595,7 @@ def debt_to_income(rng, split, want_followup):
         f"Monthly debts total {' + '.join(f'{v:,}' for v, _ in debts)} = {dollars(total)}. "
         + (f"Gross monthly income is {dollars(G * 12)} / 12 = {dollars(G)}. " if annual else "")
         + f"{dollars(total)} / {dollars(G)} = {dti:.1f}%, which is {side} the 36% many lenders prefer.")
-    return (G, total), q, ans, None
+    return (G, total, tuple(v for v, _ in debts), annual), q, ans, None
 
 
 def emergency_fund(rng, split, want_followup):
@@ -693,7 +700,7 @@ def dividend_yield(rng, split, want_followup):
         ans = reply(f"The dividend yield is {y:.2f}%.",
                     first + f"Yield = annual dividend / price = {money(ann)} / {money(price)} = {y:.2f}%. "
                     f"Each $1,000 invested at this price pays about {money(10 * y)} a year.")
-        return (price, ann), q, ans, None
+        return (price, ann, qd, quarterly), q, ans, None
     q = rng.choice({"train": ["If I own {n} shares of a {p} stock with a {q} quarterly dividend, "
                               "what's my yield and annual income?"],
                     "heldout": ["How much yearly dividend income do {n} shares bring at {q} per quarter each, "
@@ -703,7 +710,7 @@ def dividend_yield(rng, split, want_followup):
                 f"Annual dividend per share = {money(qd)} * 4 = {money(ann)}. "
                 f"Yield = {money(ann)} / {money(price)} = {y:.2f}%. "
                 f"Income = {shares} * {money(ann)} = {money(ann * shares)}.")
-    return (price, ann, shares), q, ans, None
+    return (price, ann, qd, shares), q, ans, None
 
 
 def rule_of_72(rng, split, want_followup):
@@ -1249,19 +1256,35 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 0.0
 
 
-def conversation(rng: random.Random, turns: list[tuple[str, str]]) -> dict:
+def tool_turns(calc: tuple[str, int], answer: str) -> list[dict] | None:
+    """The assistant's ``calculate`` call and the tool's result, or None when the answer does not
+    quote the result (a cent of rounding apart): such an example is answered directly."""
+    expr, decimals = calc
+    result = tool_result(expr, decimals)
+    if result not in answer:
+        return None
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "calculate", "arguments": {"expression": expr, "round_to": decimals}}}
+    return [{"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "name": "calculate", "content": result}]
+
+
+def conversation(rng: random.Random, turns: list[tuple[str, str]], calc: tuple[str, int] | None = None) -> dict:
+    """A conversation; with ``calc``, the first answer is worked out with the calculator first."""
     messages = []
     if rng.random() < SYSTEM_PROMPT_SHARE:
         messages.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
-    for user, assistant in turns:
+    for k, (user, assistant) in enumerate(turns):
         messages.append({"role": "user", "content": user})
+        if k == 0 and calc is not None:
+            messages += tool_turns(calc, assistant) or []
         messages.append({"role": "assistant", "content": assistant})
     return {"messages": messages}
 
 
 def build_split(rng: random.Random, split: str, per_kind: int, banned_mains: dict[str, set],
                 seen_questions: set[str], concept_ids: list[str],
-                pairs: list[tuple[str, str, str]]) -> tuple[list[dict], dict[str, set]]:
+                pairs: list[tuple[str, str, str]], with_tools: bool) -> tuple[list[dict], dict[str, set]]:
     examples: list[tuple[str, dict]] = []
     mains: dict[str, set] = {}
     for kind, make in KINDS.items():
@@ -1279,7 +1302,7 @@ def build_split(rng: random.Random, split: str, per_kind: int, banned_mains: dic
             seen_questions.add(q)
             mains[kind].add(key[0])
             turns = [(q, a)] + ([follow] if follow else [])
-            examples.append((kind, conversation(rng, turns)))
+            examples.append((kind, conversation(rng, turns, expression(kind, key) if with_tools else None)))
             made += 1
     paired = {c for first, _, second in pairs for c in (first, second)}
     for first, follow_q, second in pairs:
@@ -1294,7 +1317,7 @@ def build_split(rng: random.Random, split: str, per_kind: int, banned_mains: dic
     out = []
     for i, (kind, ex) in enumerate(examples):
         for msg in ex["messages"]:
-            if msg["role"] == "assistant":
+            if msg["role"] == "assistant" and not msg.get("tool_calls"):
                 check_assistant(msg["content"], f"{split} example {i} ({kind})")
         out.append(ex)
     return out, mains
@@ -1315,6 +1338,11 @@ def max_overlap(heldout: list[dict], train: list[dict], mask_numbers: bool = Fal
                 if j > best[0]:
                     best = (j, u, tu)
     return best
+
+
+def without_tools(row: dict) -> dict:
+    """The same conversation answered directly: the call and the tool's result removed."""
+    return {"messages": [m for m in row["messages"] if m["role"] != "tool" and not m.get("tool_calls")]}
 
 
 def merge_mains(*maps: dict[str, set]) -> dict[str, set]:
@@ -1338,12 +1366,14 @@ def build() -> tuple[list[dict], list[dict], list[dict]]:
     seen: set[str] = set()
     val_concepts, test_concepts = HELDOUT_CONCEPTS[:VALIDATION_CONCEPTS], HELDOUT_CONCEPTS[VALIDATION_CONCEPTS:]
     # Test first, then validation around its numbers, then training around both.
+    # Test is plain (question -> answer): the evaluation's tool loop makes the calls itself.
     test, test_mains = build_split(rng, "heldout", TEST_PER_KIND, {}, seen, test_concepts,
-                                   CONCEPT_PAIRS["heldout"])
-    validation, val_mains = build_split(rng, "heldout", VALIDATION_PER_KIND, test_mains, seen, val_concepts, [])
+                                   CONCEPT_PAIRS["heldout"], with_tools=False)
+    validation, val_mains = build_split(rng, "heldout", VALIDATION_PER_KIND, test_mains, seen, val_concepts, [],
+                                        with_tools=True)
     train_concepts = [c for c in CONCEPTS if c not in HELDOUT_CONCEPTS]
     train, _ = build_split(rng, "train", TRAIN_PER_KIND, merge_mains(test_mains, val_mains), seen,
-                           train_concepts, CONCEPT_PAIRS["train"])
+                           train_concepts, CONCEPT_PAIRS["train"], with_tools=True)
     return train, validation, test
 
 
@@ -1366,7 +1396,8 @@ def main(argv: list[str] | None = None) -> int:
         if value > MAX_HELDOUT_JACCARD:
             raise SystemExit(f"held-out overlaps train (5-gram Jaccard {value:.3f}):\n  {a}\n  {b}")
     args.out.mkdir(parents=True, exist_ok=True)
-    sets = (("train", train), ("validation", validation), ("test", test))
+    sets = (("train", [without_tools(r) for r in train]), ("validation", [without_tools(r) for r in validation]),
+            ("test", test), ("train_tools", train), ("validation_tools", validation))
     for name, rows in sets:
         write_jsonl(args.out / f"{name}.jsonl", rows)
     two_turn = lambda rows: sum(len(user_messages(r)) > 1 for r in rows)  # noqa: E731

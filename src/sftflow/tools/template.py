@@ -1,0 +1,35 @@
+"""A ChatML template that renders tool calls, for models whose own template cannot.
+
+SmolLM2's template prints each turn's ``content`` and nothing else, so a turn whose
+answer *is* a tool call would render empty and ``sftflow.encode`` (rightly) refuses it.
+This template is SmolLM2's, plus: an assistant turn's tool calls are written after its
+content in the form ``sftflow.tools.loop`` parses (Hermes / Qwen style, one JSON object
+per call between ``<tool_call>`` tags), and a tool result is an ordinary ``tool`` turn.
+
+At inference the evaluation's tool loop puts the model's raw text back as the turn's
+content, so the model's own template renders exactly what this one rendered in
+training: the conversation the model sees is the one it was trained on.
+"""
+
+from __future__ import annotations
+
+SMOLLM2_DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+TOOL_CHATML = (
+    "{%- for message in messages -%}"
+    "{%- if loop.first and messages[0]['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\n" + SMOLLM2_DEFAULT_SYSTEM + "<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message.get('tool_calls') -%}"
+    "{%- if message['content'] -%}{{ message['content'] + '\\n' }}{%- endif -%}"
+    "{%- for call in message['tool_calls'] -%}"
+    "{{ '<tool_call>\\n' + ({'name': call['function']['name'], 'arguments': call['function']['arguments']}"
+    " | tojson) + '\\n</tool_call>' }}"
+    "{%- if not loop.last -%}{{ '\\n' }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- else -%}{{ message['content'] }}{%- endif -%}"
+    "{{ '<|im_end|>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
