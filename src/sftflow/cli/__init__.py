@@ -13,13 +13,12 @@ import sys
 
 import typer
 
-from ..data_commands import convert_cmd, inspect_cmd
 from ..errors import BAD_INPUT, RUN_FAILED
-from . import curate, evaluate, generate, pipeline, report, select, train
+from . import curate, data, evaluate, generate, pipeline, report, select, train
 
 COMMANDS = {
-    "convert": convert_cmd,
-    "inspect": inspect_cmd,
+    "convert": data.convert_cmd,
+    "inspect": data.inspect_cmd,
     "generate": {
         "self-instruct": generate.self_instruct_cmd,
         "paraphrase": generate.paraphrase_cmd,

@@ -10,7 +10,7 @@ import typer
 from ..config import ConfigError
 from ..curate.config import CurateConfig, LeakageParams
 from .flags import config_flags, with_flags
-from .options import QUIET, config_option, out_option, set_option, stage_config
+from .options import QUIET, config_option, model_option, out_option, set_option, stage_config
 
 # Every step's parameters, as --STEP-PARAM (e.g. --near-dedup-threshold 0.8).
 CURATE_FLAGS = config_flags(CurateConfig)
@@ -45,7 +45,7 @@ def curate_cmd(
 def stats_cmd(
     data: list[Path] = typer.Argument(..., help="data files"),
     out: Optional[Path] = out_option(None, "folder for stats.json and plots"),
-    model: Optional[str] = typer.Option(None, "--model", help="tokenizer for token lengths"),
+    model: Optional[str] = model_option("tokenizer for token lengths"),
     embed: str = typer.Option("tfidf", "--embed", help="cluster view: tfidf, sbert or none"),
     fmt: str = typer.Option("auto", "--format"),
 ):

@@ -68,7 +68,8 @@ def _default_text(info) -> str:
     if value is None or value == [] or value is ...:
         return ""
     if isinstance(value, list):
-        value = ",".join(map(str, value))
+        joined = ",".join(map(str, value))
+        value = joined if len(joined) <= 40 else f"{len(value)} entries, see the config docs"
     return f" (default: {str(value).lower() if isinstance(value, bool) else value})"
 
 

@@ -24,6 +24,11 @@ def out_option(default: Any = ..., help: str = "output folder"):
     return typer.Option(default, "-o", "--out", help=help)
 
 
+def model_option(help: str = "model alias, folder or hub id"):
+    """--model for verbs with no stage config behind them (a config's own model field makes its flag)."""
+    return typer.Option(None, "--model", help=help)
+
+
 QUIET = typer.Option(False, "--quiet", help="no progress or summary")
 
 
