@@ -75,3 +75,21 @@ def test_accepts_a_loaded_model(tiny):
     assert b.model == "mine"
     assert [c.text for c in b.generate(chats()[:2], GenParams(max_new_tokens=4))] == \
         [c.text for c in tiny.generate(chats()[:2], GenParams(max_new_tokens=4))]
+
+
+def test_unreadable_weights_fail_loudly_instead_of_an_unhashed_cache_key(tiny_model_dir, monkeypatch):
+    import sftflow.models as models
+    from sftflow.config import ConfigError
+
+    def unreadable(name=None):
+        raise PermissionError(13, "Permission denied", f"{tiny_model_dir}/model.safetensors")
+    monkeypatch.setattr(models, "weights_hash", unreadable)
+    with pytest.raises(ConfigError, match=r"cannot read its weights to hash them \(.*model.safetensors\): "
+                                          r"Permission denied"):
+        TransformersBackend(model=tiny_model_dir, device="cpu")
+
+
+def test_cache_id_carries_the_weights_hash(tiny_model_dir):
+    from sftflow.models import weights_hash
+    backend = TransformersBackend(model=tiny_model_dir, device="cpu")
+    assert backend.cache_id == f"{tiny_model_dir}@{weights_hash(tiny_model_dir)}"

@@ -36,16 +36,28 @@ class TransformersBackend:
             self.tok.pad_token = self.tok.eos_token
         self.tok.padding_side = "left"
         self.stop_ids = self._stop_token_ids()
-        # The response cache keys on this: a model retrained in place must not be
-        # answered from the cache of the old weights.
-        self.cache_id = self.model
-        if model_obj is None:
-            try:
-                from ..models import weights_hash
-                self.cache_id = f"{self.model}@{weights_hash(model)}"
-            except OSError:
-                pass
+        self.cache_id = self._weights_cache_id(model) if model_obj is None else self.model
         self.stats = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+
+    def _weights_cache_id(self, model: str | None) -> str:
+        """``name@sha256-of-weights``, the identity the response cache keys answers on.
+
+        A model retrained in place must not be answered from the cache of its old
+        weights, so a weight file that cannot be read for the hash is an error, not a
+        cache keyed on the name alone (which would serve stale answers without a word).
+        The model has just loaded from those files, so this only happens when a file
+        vanished or lost its permissions in between: the message says which one.
+        """
+        from ..config import ConfigError
+        from ..models import weights_hash
+        try:
+            return f"{self.model}@{weights_hash(model)}"
+        except OSError as e:
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            raise ConfigError(f"model {self.model}: cannot read its weights to hash them{where}: "
+                              f"{e.strerror or e}. The response cache keys answers on the weights' hash, "
+                              "so a model changed in place is never answered from old answers; make the "
+                              "weight files readable") from None
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.model, "batch_size": self.batch_size,
