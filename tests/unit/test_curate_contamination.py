@@ -45,11 +45,11 @@ def test_minhash_near_duplicate_with_exact_jaccard():
     flat, off = shingle_hashes([NEAR_TRAIN, NEAR_EVAL], 5)
     jac = ShingleSets(flat, off).jaccard(0, 1)
     assert jac == 0.5
-    rep = find_leaks(train, evals, LeakageParams(minhash_threshold=0.45, ngram=50))
+    rep = find_leaks(train, evals, LeakageParams(minhash_threshold=0.45, ngram=50, short_min_words=50))
     near = {lk.train_index: (lk.eval_id, lk.value) for lk in rep.leaks if lk.kind == "near_duplicate"}
     # the shortened copy of the long eval text is also a near duplicate (Jaccard 14/18)
     assert near == {0: (evals[0].id, 0.7778), 2: (evals[2].id, 0.5)}
-    rep = find_leaks(train, evals, LeakageParams(minhash_threshold=0.55, ngram=50))
+    rep = find_leaks(train, evals, LeakageParams(minhash_threshold=0.55, ngram=50, short_min_words=50))
     assert 2 not in {lk.train_index for lk in rep.leaks}
 
 
@@ -74,3 +74,16 @@ def test_check_leak_cli_exit_codes(tmp_path):
     assert report["summary"]["leaked_train_records"] == 2
     r = CliRunner().invoke(app, ["check-leak", str(tmp_path / "clean.jsonl"), "--eval", str(tmp_path / "eval.jsonl")])
     assert r.exit_code == 0, r.output
+
+
+def test_short_eval_prompt_copied_inside_a_longer_training_text():
+    short_eval = ex("What is the boiling point of water at sea level?")          # 10 words < 13
+    train = [ex("Here is a question from my homework. What is the boiling point of water at sea level? "
+                "Please explain the answer step by step."),
+             ex("What is the boiling point of milk?"),                           # shares only part
+             ex("Water boils at sea level, as every cook knows.")]
+    tiny_eval = ex("Hello there")                                                 # too short to mean a copy
+    rep = find_leaks(train + [ex("Say hello there to everyone you meet today please.")], [short_eval, tiny_eval],
+                     LeakageParams(minhash_threshold=1.0))
+    assert {lk.train_index: (lk.eval_id, lk.kind) for lk in rep.leaks} == {0: (short_eval.id, "ngram")}
+    assert rep.leaks[0].value == "contains the whole 10-word eval text"

@@ -188,6 +188,8 @@ class LeakageParams(StrictModel):
     eval: list[str] = Field(default_factory=list, description="evaluation files to check against")
     field: TextField = "prompt"
     ngram: int = Field(13, ge=1, description="a shared word n-gram of this size is an overlap")
+    short_min_words: int = Field(5, ge=1, description="an eval text shorter than ngram but this long is looked "
+                                                      "for whole inside training texts")
     minhash_threshold: float = Field(0.6, gt=0, le=1,
                                      description="Jaccard on word minhash_ngram-grams; 1 disables")
     minhash_ngram: int = Field(5, ge=1)

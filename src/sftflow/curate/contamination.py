@@ -3,9 +3,10 @@
 Two independent signals, both on normalised words (case and punctuation folded):
 
 - **n-gram overlap** (GPT-3's contamination rule): a training record that shares any
-  word 13-gram with an evaluation record. A text shorter than 13 words counts as one
-  n-gram made of all its words, so a short evaluation prompt copied verbatim is still
-  caught.
+  word 13-gram with an evaluation record. An evaluation text shorter than 13 words (but
+  of at least ``short_min_words``) is looked for whole inside every training text, so a
+  short evaluation prompt pasted into a longer training prompt is caught; shorter ones
+  ("Hello there") only match a training text that is exactly them.
 - **near duplicates**: MinHash LSH on word 5-grams between the two sets, every
   candidate confirmed with the exact Jaccard (the same engine as near_dedup).
 
@@ -98,8 +99,31 @@ def find_leaks(train: list[Example], evals: list[Example], params: LeakageParams
                 prev = found.get(i)
                 if prev is None or (isinstance(prev.value, float) and jac > prev.value):
                     found[i] = Leak(i, train[i].id, evals[j - n].id, "near_duplicate", round(jac, 4))
+    _short_eval_inside(t_texts, e_texts, train, evals, p, found)
     rep.leaks = [found[i] for i in sorted(found)]
     return rep
+
+
+def _short_eval_inside(t_texts: list[str], e_texts: list[str], train: list[Example], evals: list[Example],
+                       p: LeakageParams, found: dict[int, Leak]) -> None:
+    """Eval texts of k < ngram words: their one k-gram against every training k-gram.
+    One pass over the training set per distinct short length (at most ngram - 1)."""
+    _, e_off = shingle_hashes(e_texts, 1)
+    lens = np.diff(e_off)   # words per eval text
+    for k in sorted({int(n) for n in lens if p.short_min_words <= n < p.ngram}):
+        which = [j for j in range(len(evals)) if lens[j] == k]
+        e_flat, _ = shingle_hashes([e_texts[j] for j in which], k)
+        t_flat, t_off = shingle_hashes(t_texts, k)
+        hit = np.isin(t_flat, e_flat)
+        if not hit.any():
+            continue
+        owner = np.repeat(np.arange(len(train)), np.diff(t_off))
+        eval_of = dict(zip(e_flat.tolist(), which))
+        for pos in np.flatnonzero(hit):
+            i = int(owner[pos])
+            if i not in found or found[i].kind != "ngram":
+                j = eval_of[int(t_flat[pos])]
+                found[i] = Leak(i, train[i].id, evals[j].id, "ngram", f"contains the whole {k}-word eval text")
 
 
 class LeakageStep(Step):
