@@ -21,7 +21,7 @@ from sftflow.evaluate.config import EvalConfig
 from sftflow.generate.config import GenerateConfig
 from sftflow.pipeline.experiment import ExperimentConfig
 from sftflow.report.config import ReportConfig
-from sftflow.select.config import SelectConfig
+from sftflow.select.config import ScoreConfig, SelectConfig
 from sftflow.train.config import TrainConfig
 
 CONFIG_OPTIONS = {"--config", "--set"}          # the file and its overrides: every key, by path
@@ -191,3 +191,35 @@ def test_eval_choice_and_judge_flags_build_their_sections():
 def test_an_unknown_set_key_is_a_config_error():
     with pytest.raises(ConfigError, match="did you mean 'lora_r'"):
         build_train_config([], None, ["lora_rank=8"], {})
+
+
+def test_remaining_short_names_map_to_their_fields():
+    from pathlib import Path
+    g = given("score", ["in.jsonl", "-o", "o.jsonl", "--quality-labels", "l.jsonl", "--embed", "sbert"])
+    assert g == {"quality": {"labels": "l.jsonl"}, "score": {"embedding_method": "sbert"}}
+    assert load_select_config(None, [], g).quality.labels == "l.jsonl"
+    ctx = click_command("curate").make_context("curate", ["in.jsonl", "-o", "o", "--recipe", "r.yaml"])
+    assert ctx.params["config"] == Path("r.yaml")
+    assert given("curate", ["in.jsonl", "-o", "o", "--near-dedup-threshold", "0.8", "--no-stats"]) == {
+        "near_dedup": {"threshold": 0.8}, "stats": False}
+    assert given("check-leak", ["t.jsonl", "--eval", "e.jsonl", "--minhash-threshold", "1"]) == {
+        "eval": ["e.jsonl"], "minhash_threshold": 1.0}
+
+
+def test_flags_not_typed_leave_the_config_defaults(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import sftflow.select.pipeline as pipeline
+    seen = {}
+
+    def fake_score_file(data, out, cfg, **_):
+        seen["cfg"] = cfg
+        return {"written": 0}
+
+    monkeypatch.setattr(pipeline, "score_file", fake_score_file)
+    res = CliRunner().invoke(app, ["score", "in.jsonl", "-o", str(tmp_path / "o.jsonl"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    cfg = seen["cfg"]
+    assert cfg.score.scores == ScoreConfig().scores and cfg.novelty is None and cfg.quality is None
+    res = CliRunner().invoke(app, ["score", "in.jsonl", "-o", str(tmp_path / "o.jsonl"), "--scores", "ppl"])
+    assert res.exit_code == 0 and seen["cfg"].score.scores == ["ppl"]

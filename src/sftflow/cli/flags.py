@@ -181,7 +181,8 @@ def collect(flags: list[Flag], values: dict[str, Any]) -> dict[str, Any]:
     given: dict[str, Any] = {}
     for f in flags:
         value = values.get(f.param)
-        if value is not None and value != []:
+        # None or an empty repeat: not typed (the parser hands a list option over as () or [])
+        if value is not None and not (isinstance(value, (list, tuple)) and not value):
             set_path(given, f.path, f.convert(value))
     return given
 
