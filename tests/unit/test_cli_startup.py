@@ -74,3 +74,26 @@ def test_exit_code_exceptions_are_the_ones_the_stages_raise():
     from sftflow.train.sft import NonFiniteLoss
     assert EvalFailed is errors.EvalFailed and NonFiniteLoss is errors.NonFiniteLoss
     assert set(errors.RUN_FAILED) == {EvalFailed, NonFiniteLoss}
+
+
+def test_main_maps_failed_runs_to_exit_1_and_bad_input_to_exit_2(monkeypatch, capsys):
+    import pytest
+
+    import sftflow.pipeline.recipe as recipe
+    from sftflow.cli import main
+    from sftflow.errors import ConfigError, EvalFailed, NonFiniteLoss, RecordError
+
+    monkeypatch.setattr(recipe, "load_recipe", lambda path, overrides: object())
+    cases = ((EvalFailed(["forgetting beyond 5 points"]), 1, "failed: evaluation failed"),
+             (NonFiniteLoss("loss is nan"), 1, "failed: loss is nan"),
+             (ConfigError("r.yaml: unknown key"), 2, "error: r.yaml: unknown key"),
+             (RecordError("missing 'messages'", path="d.jsonl", line=3), 2, "error: d.jsonl: line 3"))
+    for exc, code, message in cases:
+        def boom(r, output, exc=exc):
+            raise exc
+        monkeypatch.setattr(recipe, "run_recipe", boom)
+        monkeypatch.setattr(sys, "argv", ["sftflow", "run", "r.yaml"])
+        with pytest.raises(SystemExit) as e:
+            main()
+        err = capsys.readouterr().err
+        assert e.value.code == code and message in err and "Traceback" not in err, (exc, err)
