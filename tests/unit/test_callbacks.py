@@ -198,3 +198,34 @@ def test_check_report_to(monkeypatch):
         cb.check_report_to(["wandb"])
     with pytest.raises(ValueError, match="unknown tracker"):
         cb.check_report_to(["comet"])
+
+
+def test_probe_evaluation_leaves_random_state_and_tokenizer_alone(tiny_model_dir, smol_tokenizer):
+    """A probe generates (seeding torch, padding left); training must not notice."""
+    import copy
+    import random
+
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from sftflow.train.callbacks import ProbeMetric
+    tok = copy.deepcopy(smol_tokenizer)
+    tok.padding_side = "right"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model.train()
+    pm = ProbeMetric([[{"role": "user", "content": q}] for q, _ in PAIRS[:2]], tok,
+                     {"name": "fmt", "kind": "prefix", "prefix": "Answer:"}, max_new_tokens=3)
+    torch.manual_seed(123)
+    random.seed(123)
+    np.random.seed(123)
+    torch.rand(5), random.random(), np.random.rand()      # somewhere inside a run, not at a seed
+    before = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    metrics = {}
+    pm.on_evaluate(None, _state(2), TrainerControl(), metrics=metrics, model=model)
+    assert "eval_probe_fmt" in metrics and model.training
+    after = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    assert torch.equal(before[0], after[0])
+    assert before[1] == after[1]
+    assert all(np.array_equal(a, b) for a, b in zip(before[2], after[2]))
+    assert tok.padding_side == "right"                   # the training tokenizer, saved with the model

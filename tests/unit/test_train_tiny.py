@@ -126,6 +126,9 @@ def test_best_checkpoint_by_probe(tiny_model_dir, data, tmp_path):
     assert state["best_metric"] == res.best_eval_loss
     assert 0.0 <= res.best_eval_loss <= 1.0               # a probe rate, not a loss
     assert state["best_model_checkpoint"].endswith(("checkpoint-2", "checkpoint-4"))
+    # the probe generated with left padding on its own tokenizer, not on the one saved
+    from sftflow.models import load_tokenizer
+    assert load_tokenizer(str(tmp_path)).padding_side == load_tokenizer(tiny_model_dir).padding_side
 
 
 def test_final_eval_is_not_repeated_without_keep_best(tiny_model_dir, data, tmp_path, monkeypatch, capsys):

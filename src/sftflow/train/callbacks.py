@@ -20,10 +20,13 @@ the run's ``log.jsonl`` (the report lists these) and prints it.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import random
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from rich.console import Console
 from transformers import EarlyStoppingCallback, TrainerCallback
@@ -210,13 +213,19 @@ class ProbeMetric(TrainerCallback):
     checkpoint is chosen by behaviour rather than loss. The Trainer picks the best
     from the same metrics dict after the callbacks run, so put this callback before
     early stopping when both use the probe.
+
+    Measuring must not change the run it measures: generation seeds the global random
+    generators and wants left padding, so the probe works on its own copy of the
+    tokenizer (the training one is saved with the model) and puts every random state
+    back afterwards (otherwise dropout and data order after an evaluation would depend
+    on whether, and how often, the probe ran).
     """
 
     def __init__(self, prompts: list[list[dict[str, str]]], tokenizer, probe, *, max_new_tokens: int = 64,
                  generate=None, log: EventLog | None = None):
         from ..evaluate.probes import as_specs
         self.prompts = prompts
-        self.tokenizer = tokenizer
+        self.tokenizer = copy.deepcopy(tokenizer)
         self.spec = as_specs([probe])[0]
         self.key = f"eval_probe_{self.spec.name}"
         self.max_new_tokens = max_new_tokens
@@ -239,11 +248,29 @@ class ProbeMetric(TrainerCallback):
         if metrics is None or model is None:
             return
         was_training = model.training
-        rate = run_probes(self._answers(model), [self.spec])[self.spec.name]["rate"]
+        with preserved_rng():
+            rate = run_probes(self._answers(model), [self.spec])[self.spec.name]["rate"]
         if was_training:
             model.train()
         metrics[self.key] = rate
         self.history.append((state.global_step, rate))
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Python, numpy and torch (CPU and every CUDA device) random states, restored on exit."""
+    import numpy as np
+    import torch
+    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 # Trackers the Trainer's ``report_to`` can feed, and the package each one needs.

@@ -37,6 +37,9 @@ class TrainConfig(StrictModel):
     max_steps: int = Field(-1, description="> 0 overrides epochs")
     max_length: int = Field(1024, ge=8)
     train_on: Literal["assistant", "last", "all"] = "assistant"
+    eval_train_on: Literal["assistant", "last", "all"] | None = Field(
+        None, description="tokens the held-out loss is measured on during training; unset: the recipe's "
+        "eval.train_on, or 'last' (the final answer, as `sftflow eval` measures it)")
     template: str | None = Field(None, description="fallback template for models without one: alpaca, chatml")
     group_by_length: bool = True
     packing: bool = Field(False, description="best-fit-decreasing packing with per-example attention")
@@ -58,7 +61,8 @@ class TrainConfig(StrictModel):
     load_in_4bit: bool = Field(False, description="QLoRA: 4-bit NF4 base (CUDA + bitsandbytes only)")
     gradient_checkpointing: bool = False
     bf16: Literal["auto", True, False] = Field("auto", description="auto: on where the GPU supports bf16")
-    seed: int = 0
+    seed: int | None = Field(None, description="seed for the held-out split, initialisation and data order; "
+                             "unset: the recipe's seed, or 0")
     merge: bool = False
     smoke: bool = False
     resume: bool = False

@@ -5,38 +5,45 @@ What we add on top of the Trainer, and why:
   skipped, counted and written out instead of silently truncated;
 - the loss is summed over supervised tokens and divided by the number of supervised
   tokens in the whole accumulated batch, so batch 8 x accumulation 1 equals batch 1 x
-  accumulation 8 (averaging per micro-batch would weight short answers more);
-- the LM head runs only at supervised positions (see ``loss.py``);
+  accumulation 8 (averaging per micro-batch would weight short answers more); the
+  held-out loss is token-weighted over the whole evaluation set, on the tokens
+  ``eval_train_on`` names, so it is the number ``sftflow eval`` reports (``trainer.py``);
+- the LM head runs only at supervised positions (see ``supervised_loss.py``);
 - the held-out split is made (seeded) before anything else touches the data, and the
   checkpoint with the best eval loss is what the run outputs.
+
+``train()`` reads top to bottom as the run's phases: resolve the config, read and
+encode the data, build the model, wire the Trainer, train, measure, save.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import TrainerCallback
 
+from ..chat import encode_many
 from ..config import dump_yaml
 from ..io import Rejected, read_examples, write_examples, write_rejected
-from ..models import load_model, load_tokenizer, resolve_model
-from ..chat import encode_many
-from .callbacks import NonFiniteGuard, ProbeMetric, callbacks_for, check_report_to, find, last_good_checkpoint
-from .collate import PadCollator
+from ..models import load_tokenizer, resolve_model
+from .callbacks import NonFiniteGuard, ProbeMetric, callbacks_for, find, last_good_checkpoint
 from .config import TrainConfig
-from .supervised_loss import supervised_loss_sum
-from .packing import PackedCollator, pack_rows
-from ..errors import NonFiniteLoss  # noqa: F401  (defined without torch; raised here)
+from .model_setup import build_model
+from .packing import pack_rows
+from .terminal import RunProgress, console, fmt_loss, no_weight_loading_bar, quiet_trainer_notes, summary_table
+from .trainer import (Collator, JsonlLogger, ListDataset, MaskedLossTrainer, Schedule, plan_schedule,
+                      training_arguments)
 
-console = Console(stderr=True)
+DEFAULT_MODEL = "smollm2-135m-instruct"
+# Held-out loss measured on the final answer unless told otherwise: `sftflow eval`'s default.
+DEFAULT_EVAL_TRAIN_ON = "last"
 
 
 @dataclass
@@ -56,71 +63,35 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ListDataset(torch.utils.data.Dataset):
-    def __init__(self, rows: list[dict[str, list[int]]]):
-        self.rows = rows
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        return self.rows[i]
+# Defined without torch so the CLI maps it to exit 1 before importing training; raised here.
+from ..errors import NonFiniteLoss  # noqa: E402,F401
 
 
-class Collator:
-    """Packed rows (with position_ids) or padded examples, whichever the batch holds."""
+@dataclass
+class Run:
+    """What every phase of one training run reads: its config, folder and process role."""
+    cfg: TrainConfig
+    model_name: str
+    out: Path
+    main: bool          # the process that writes files (rank 0 under a multi-process launch)
+    num_processes: int
+    quiet: bool
 
-    def __init__(self, pad_token_id: int):
-        self.padded = PadCollator(pad_token_id)
-        self.packed = PackedCollator(pad_token_id)
-
-    def __call__(self, features):
-        return self.packed(features) if "position_ids" in features[0] else self.padded(features)
-
-
-class MaskedLossTrainer(Trainer):
-    """Trainer whose loss is normalised by supervised tokens across the accumulated batch."""
-
-    def __init__(self, *args, fast_head: bool = True, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fast_head = fast_head
-        self.loss_is_scaled_for_ga = True
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss_sum, n = supervised_loss_sum(model, inputs, fast_head=self.fast_head)
-        if num_items_in_batch is not None and model.training:
-            denom = num_items_in_batch.to(loss_sum.device) if torch.is_tensor(num_items_in_batch) \
-                else torch.tensor(float(num_items_in_batch), device=loss_sum.device)
-            # num_items_in_batch counts supervised tokens over the whole accumulated batch (and,
-            # with average_tokens_across_devices, over every process); DDP then averages
-            # gradients over processes, which the factor undoes.
-            scale = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
-            loss = loss_sum * scale / denom.clamp(min=1)
-        else:
-            loss = loss_sum / n.clamp(min=1)
-        return (loss, None) if return_outputs else loss
-
-    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        # Evaluation needs the loss only; never materialise full logits for it.
-        inputs = self._prepare_inputs(inputs)
-        with torch.no_grad():
-            loss = self.compute_loss(model, inputs)
-        return loss.detach(), None, None
+    @property
+    def log_path(self) -> Path:
+        return self.out / "log.jsonl"
 
 
-class JsonlLogger(TrainerCallback):
-    """Every logged step (train and eval) as one JSON line: the report reads this."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        row = {"step": state.global_step, "epoch": state.epoch, **logs}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
+@dataclass
+class EncodedData:
+    train_examples: list
+    eval_examples: list
+    train_encoded: int      # examples that encoded (before packing)
+    train_rows: list[dict]
+    eval_rows: list[dict]
+    skipped: int
+    supervised_tokens: int
+    total_tokens: int
 
 
 def set_seed(seed: int) -> None:
@@ -129,14 +100,15 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _bf16(cfg: TrainConfig) -> bool:
-    if cfg.bf16 == "auto":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return bool(cfg.bf16)
+def resolved(cfg: TrainConfig) -> TrainConfig:
+    """The config with its unset fields given their stand-alone defaults."""
+    return cfg.model_copy(update={"seed": 0 if cfg.seed is None else cfg.seed,
+                                  "eval_train_on": cfg.eval_train_on or DEFAULT_EVAL_TRAIN_ON})
 
 
 def prepare_splits(cfg: TrainConfig, train_path=None, eval_path=None):
     """Read data; when no eval file is given, hold out a seeded fraction *first*."""
+    cfg = resolved(cfg)
     train_files = [train_path] if train_path else cfg.data
     if not train_files:
         raise ValueError("no training data: pass files (train.data or the positional DATA)")
@@ -151,199 +123,183 @@ def prepare_splits(cfg: TrainConfig, train_path=None, eval_path=None):
     return train, heldout
 
 
-def quantization_config(cfg: TrainConfig):
-    """QLoRA's 4-bit NF4 base; refused with the reason where it cannot run."""
-    if not cfg.load_in_4bit:
-        return None
-    if not torch.cuda.is_available():
-        raise ValueError("load_in_4bit (QLoRA) needs a CUDA GPU: bitsandbytes 4-bit kernels do not run on "
-                         "this machine's CPU. Use method=lora without load_in_4bit here.")
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise ValueError("load_in_4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes") from None
-    from transformers import BitsAndBytesConfig
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
-
-
-def build_model(cfg: TrainConfig, model_name: str):
-    qcfg = quantization_config(cfg)
-    # With bf16 and LoRA the frozen base is stored in bf16 (half the memory traffic,
-    # bf16 matmuls); the adapters peft adds stay fp32 and the Trainer autocasts.
-    dtype = torch.bfloat16 if _bf16(cfg) and cfg.method == "lora" and qcfg is None else None
-    model = load_model(model_name, quantization_config=qcfg, dtype=dtype)
-    if qcfg is not None:
-        from peft import prepare_model_for_kbit_training
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
-    if cfg.method == "lora":
-        from peft import LoraConfig, get_peft_model
-        names = {n.split(".")[-1] for n, _ in model.named_modules()}
-        targets = [t for t in cfg.lora_target_modules if t in names]
-        if not targets:
-            raise ValueError(f"none of lora_target_modules {cfg.lora_target_modules} exist in the model; "
-                             f"linear layers include {sorted(n for n in names if 'proj' in n)[:10]}")
-        lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=targets, task_type="CAUSAL_LM", bias="none")
-        model = get_peft_model(model, lcfg)
-        if cfg.gradient_checkpointing:
-            model.enable_input_require_grads()
-    return model
-
-
-def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
-          callbacks: list[TrainerCallback] | None = None, quiet: bool = False) -> TrainResult:
+def start_run(cfg: TrainConfig, out_dir, quiet: bool) -> Run:
+    # Under a multi-process launch every process runs train(); only the main one writes
+    # files (the Trainer itself already saves checkpoints from rank 0 only).
+    from accelerate import PartialState
+    # cpu=True where the Trainer will run on the CPU (use_cpu): the distributed state is
+    # built once per process, and without it a CPU launch reads as one process here.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    cfg = resolved(cfg)
     out = Path(out_dir or cfg.output_dir or "runs/train")
     out.mkdir(parents=True, exist_ok=True)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     set_seed(cfg.seed)
-    model_name = cfg.model or "smollm2-135m-instruct"
-    tokenizer = load_tokenizer(model_name)
+    return Run(cfg=cfg, model_name=cfg.model or DEFAULT_MODEL, out=out, main=state.is_main_process,
+               num_processes=state.num_processes, quiet=quiet or not state.is_main_process)
 
-    # Under a multi-process launch every process runs this function; only the main one
-    # writes files (the Trainer itself already saves checkpoints from rank 0 only).
-    from accelerate import PartialState
-    main = PartialState().is_main_process
-    quiet = quiet or not main
+
+def load_and_encode(run: Run, tokenizer, train_path, eval_path) -> EncodedData:
+    cfg = run.cfg
     train_ex, eval_ex = prepare_splits(cfg, train_path, eval_path)
-    if main:
-        write_examples(out / "data" / "train.jsonl", train_ex)
-        write_examples(out / "data" / "eval.jsonl", eval_ex)
-    enc_kwargs = dict(train_on=cfg.train_on, max_length=cfg.max_length, template=cfg.template)
-    train_enc, skipped = encode_many(train_ex, tokenizer, **enc_kwargs)
-    eval_enc, eval_skipped = encode_many(eval_ex, tokenizer, **enc_kwargs)
+    if run.main:
+        write_examples(run.out / "data" / "train.jsonl", train_ex)
+        write_examples(run.out / "data" / "eval.jsonl", eval_ex)
+    common = dict(max_length=cfg.max_length, template=cfg.template)
+    train_enc, skipped = encode_many(train_ex, tokenizer, train_on=cfg.train_on, **common)
+    eval_enc, eval_skipped = encode_many(eval_ex, tokenizer, train_on=cfg.eval_train_on, **common)
     all_skipped = skipped + eval_skipped
-    if all_skipped and main:
-        write_rejected(out / "skipped.jsonl",
+    if all_skipped and run.main:
+        write_rejected(run.out / "skipped.jsonl",
                        [Rejected(record=e.to_dict(), step="encode", reason=r) for e, r in all_skipped])
     if not train_enc:
         raise ValueError("no trainable example left after encoding (all too long or unsupervised)")
     sup = sum(e.n_supervised for e in train_enc)
     tot = sum(len(e) for e in train_enc)
-    if not quiet:
-        console.print(f"[sftflow] {len(train_enc)} train / {len(eval_enc)} eval examples, "
+    if not run.quiet:
+        console.print(f"\\[sftflow] {len(train_enc)} train / {len(eval_enc)} eval examples, "
                       f"{tot} tokens, {sup} supervised ({sup / tot:.0%}), {len(all_skipped)} skipped "
                       f"({sum(e.truncated for e in train_enc)} truncated)")
-
-    model = build_model(cfg, model_name)
     train_rows = [e.to_dict() for e in train_enc]
     if cfg.packing:
-        train_rows = pack_rows(train_rows, cfg.pack_length or cfg.max_length)
-        if not quiet:
-            console.print(f"[sftflow] packed {len(train_enc)} examples into {len(train_rows)} rows "
-                          f"of <= {cfg.pack_length or cfg.max_length} tokens")
-    per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * cfg.gradient_accumulation_steps))
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(per_epoch * cfg.epochs)
-    has_eval = bool(eval_enc)
-    if cfg.eval_steps:
-        strategy, every = "steps", cfg.eval_steps
-    elif cfg.max_steps > 0 or cfg.epochs < 1:
-        # about four evaluations per run, but not more often than every 10 steps
-        strategy, every = "steps", min(total_steps, max(10, total_steps // 4))
-    else:
-        strategy, every = "epoch", None
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        learning_rate=cfg.lr,
-        lr_scheduler_type=cfg.lr_scheduler,
-        optim=cfg.optimizer,
-        warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        eval_strategy=strategy if has_eval else "no",
-        eval_steps=every,
-        save_strategy=strategy,
-        save_steps=every,
-        save_total_limit=cfg.save_total_limit,
-        load_best_model_at_end=has_eval and cfg.keep_best,
-        metric_for_best_model=f"eval_probe_{cfg.best_probe['name']}" if cfg.best_probe else "eval_loss",
-        greater_is_better=cfg.best_probe_higher_is_better if cfg.best_probe else False,
-        bf16=_bf16(cfg),
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        report_to=check_report_to(cfg.report_to) or "none",
-        remove_unused_columns=False,
-        train_sampling_strategy="group_by_length" if cfg.group_by_length and not cfg.packing else "random",
-        dataloader_num_workers=0,
-        disable_tqdm=quiet,
-        use_cpu=not torch.cuda.is_available(),
-        save_only_model=False,
-    )
-    log_path = out / "log.jsonl"
+        capacity = cfg.pack_length or cfg.max_length
+        train_rows = pack_rows(train_rows, capacity)
+        if not run.quiet:
+            console.print(f"\\[sftflow] packed {len(train_enc)} examples into {len(train_rows)} rows "
+                          f"of <= {capacity} tokens")
+    return EncodedData(train_examples=train_ex, eval_examples=eval_ex, train_encoded=len(train_enc),
+                       train_rows=train_rows,
+                       eval_rows=[e.to_dict() for e in eval_enc], skipped=len(all_skipped),
+                       supervised_tokens=sup, total_tokens=tot)
+
+
+def resume_point(run: Run) -> str | None:
+    """The checkpoint to resume from; the log is cut back to it, so it reads like one run."""
     resume = None
-    if cfg.resume:
-        ckpts = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    if run.cfg.resume:
+        ckpts = sorted((run.out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         resume = str(ckpts[-1]) if ckpts else None
-    if log_path.exists() and main:
-        # A resumed run continues the log from its checkpoint: rows a killed run wrote
-        # after that checkpoint are dropped, so the log reads like an uninterrupted run.
+    if run.log_path.exists() and run.main:
+        # Rows a killed run wrote after its last checkpoint are dropped.
         keep_until = int(resume.rsplit("-", 1)[1]) if resume else -1
-        rows = [l for l in log_path.read_text().splitlines()
+        rows = [l for l in run.log_path.read_text().splitlines()
                 if l.strip() and json.loads(l).get("step", 0) <= keep_until]
-        log_path.write_text("".join(r + "\n" for r in rows))
-    cbs = [JsonlLogger(log_path)] + list(callbacks or [])
-    if cfg.best_probe and has_eval:
+        run.log_path.write_text("".join(r + "\n" for r in rows))
+    return resume
+
+
+def run_callbacks(run: Run, data: EncodedData, tokenizer, extra: list[TrainerCallback] | None
+                  ) -> list[TrainerCallback]:
+    cfg = run.cfg
+    cbs: list[TrainerCallback] = [JsonlLogger(run.log_path)] + list(extra or [])
+    if cfg.best_probe and data.eval_rows:
         # before early stopping: both read the probe's rate from the same metrics
-        prompts = [e.context for e in eval_ex[: cfg.best_probe_prompts]]
+        prompts = [e.context for e in data.eval_examples[: cfg.best_probe_prompts]]
         cbs.append(ProbeMetric(prompts, tokenizer, cfg.best_probe))
-    cbs += callbacks_for(cfg, log_path)
-    guard = find(cbs, NonFiniteGuard)
+    cbs += callbacks_for(cfg, run.log_path)
+    if not run.quiet:
+        cbs.append(RunProgress())
+    return cbs
+
+
+def build_trainer(run: Run, data: EncodedData, model, tokenizer, schedule: Schedule,
+                  callbacks: list[TrainerCallback]) -> MaskedLossTrainer:
+    has_eval = bool(data.eval_rows)
     trainer = MaskedLossTrainer(
-        model=model, args=args,
-        train_dataset=ListDataset(train_rows),
-        eval_dataset=ListDataset([e.to_dict() for e in eval_enc]) if has_eval else None,
+        model=model, args=training_arguments(run.cfg, schedule, run.out / "checkpoints", has_eval=has_eval),
+        train_dataset=ListDataset(data.train_rows),
+        eval_dataset=ListDataset(data.eval_rows) if has_eval else None,
         data_collator=Collator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=cbs,
+        callbacks=callbacks,
     )
-    if quiet:
-        # With tqdm off the Trainer prints every log dict instead; log.jsonl has them all.
-        from transformers.trainer_callback import PrinterCallback
-        trainer.remove_callback(PrinterCallback)
-    result = trainer.train(resume_from_checkpoint=resume)
+    # With tqdm off the Trainer prints every log dict; RunProgress and log.jsonl replace it.
+    from transformers.trainer_callback import PrinterCallback
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def final_eval_loss(cfg: TrainConfig, trainer: MaskedLossTrainer) -> float | None:
+    """The held-out loss of the weights the run outputs, measured at most once more."""
+    if trainer.eval_dataset is None:
+        return None
+    # The best checkpoint was loaded at the end: its eval loss is already known.
+    best = trainer.state.best_metric
+    if cfg.keep_best and best is not None and not cfg.best_probe:
+        return best
+    # Without keep_best the final weights are the output: an evaluation logged at the
+    # last step already measured them (a second pass over the eval set costs minutes).
+    last = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
+    if not cfg.keep_best and last is not None and last.get("step") == trainer.state.global_step:
+        return last["eval_loss"]
+    return trainer.evaluate()["eval_loss"]
+
+
+def save_outputs(run: Run, trainer: MaskedLossTrainer, tokenizer) -> Path | None:
+    """The model (or adapter), tokenizer and resolved config; the merged model if asked."""
+    trainer.save_model(str(run.out))
+    if not run.main:
+        return None
+    tokenizer.save_pretrained(str(run.out))
+    cfg = run.cfg
+    dump_yaml(cfg.model_copy(update={"model": cfg.model or resolve_model(run.model_name)}),
+              run.out / "train_config.yaml")
+    if not cfg.merge:
+        return None
+    merged = run.out / "merged"
+    trainer.model.merge_and_unload().save_pretrained(str(merged), safe_serialization=True)
+    tokenizer.save_pretrained(str(merged))
+    return merged
+
+
+def report(run: Run, res: TrainResult, seconds: float) -> None:
+    if run.main:
+        (run.out / "train_result.json").write_text(json.dumps(
+            {k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()}, indent=2) + "\n")
+    if run.quiet:
+        return
+    losses = [json.loads(l).get("loss") for l in res.log_path.read_text().splitlines() if l.strip()]
+    losses = [x for x in losses if isinstance(x, (int, float))]
+    console.print(summary_table([
+        ("examples", f"{res.train_examples} train, {res.eval_examples} eval, {res.skipped} skipped"),
+        ("tokens", f"{res.total_tokens} ({res.supervised_tokens} supervised)"),
+        ("steps", f"{res.steps} in {seconds:.0f} s"),
+        ("train loss", f"{fmt_loss(losses[0])} -> {fmt_loss(losses[-1])}" if losses else "-"),
+        ("eval loss (output)", fmt_loss(res.eval_loss)),
+        ("output", str(res.output_dir) + (f" (merged: {res.merged_dir})" if res.merged_dir else "")),
+        ("step log", str(res.log_path)),
+    ]))
+
+
+def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
+          callbacks: list[TrainerCallback] | None = None, quiet: bool = False) -> TrainResult:
+    started = time.perf_counter()
+    run = start_run(cfg, out_dir, quiet)
+    tokenizer = load_tokenizer(run.model_name)
+    data = load_and_encode(run, tokenizer, train_path, eval_path)
+    with no_weight_loading_bar():
+        model = build_model(run.cfg, run.model_name)
+    schedule = plan_schedule(run.cfg, len(data.train_rows), run.num_processes)
+    resume = resume_point(run)
+    cbs = run_callbacks(run, data, tokenizer, callbacks)
+    trainer = build_trainer(run, data, model, tokenizer, schedule, cbs)
+    with quiet_trainer_notes():
+        result = trainer.train(resume_from_checkpoint=resume)
+    guard = find(cbs, NonFiniteGuard)
     if guard is not None and guard.tripped:
         # Never write broken weights as the run's output: point at the last good checkpoint.
-        good = last_good_checkpoint(out / "checkpoints", guard.tripped["step"] + 1)
+        good = last_good_checkpoint(run.out / "checkpoints", guard.tripped["step"] + 1)
         raise NonFiniteLoss(f"{guard.tripped['message']} Last good checkpoint: "
                             f"{good if good else 'none (it diverged before the first save)'}")
-    final_eval = None
-    if has_eval:
-        # The best checkpoint was loaded at the end: its eval loss is already known.
-        best = trainer.state.best_metric
-        reuse = cfg.keep_best and best is not None and not cfg.best_probe
-        # Without keep_best the final weights are the output: an evaluation logged at the
-        # last step already measured them (a second pass over the eval set costs minutes).
-        last = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
-        at_end = (not cfg.keep_best and last is not None
-                  and last.get("step") == trainer.state.global_step)
-        final_eval = best if reuse else last["eval_loss"] if at_end else trainer.evaluate()["eval_loss"]
-    trainer.save_model(str(out))
-    merged = None
-    if main:
-        tokenizer.save_pretrained(str(out))
-        cfg_out = cfg.model_copy(update={"model": resolve_model(model_name) if cfg.model is None else cfg.model})
-        dump_yaml(cfg_out, out / "train_config.yaml")
-        if cfg.merge:
-            merged = out / "merged"
-            trainer.model.merge_and_unload().save_pretrained(str(merged), safe_serialization=True)
-            tokenizer.save_pretrained(str(merged))
-    res = TrainResult(output_dir=out, train_examples=len(train_enc), eval_examples=len(eval_enc),
-                      skipped=len(all_skipped), supervised_tokens=sup, total_tokens=tot,
+    final_eval = final_eval_loss(run.cfg, trainer)
+    merged = save_outputs(run, trainer, tokenizer)
+    res = TrainResult(output_dir=run.out, train_examples=data.train_encoded,
+                      eval_examples=len(data.eval_rows), skipped=data.skipped,
+                      supervised_tokens=data.supervised_tokens, total_tokens=data.total_tokens,
                       steps=trainer.state.global_step, final_train_loss=result.training_loss,
-                      best_eval_loss=trainer.state.best_metric, eval_loss=final_eval, log_path=log_path,
-                      merged_dir=merged)
-    if main:
-        (out / "train_result.json").write_text(json.dumps(
-            {k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()}, indent=2) + "\n")
+                      best_eval_loss=trainer.state.best_metric, eval_loss=final_eval, log_path=run.log_path,
+                      merged_dir=merged, extra={"schedule": schedule.to_dict(),
+                                                "num_processes": run.num_processes})
+    report(run, res, time.perf_counter() - started)
     return res

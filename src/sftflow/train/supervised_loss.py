@@ -35,9 +35,9 @@ def accepts_logits_to_keep(model) -> bool:
         return False
 
 
-def supervised_loss_sum(model, batch: dict[str, torch.Tensor], *, fast_head: bool = True
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (sum of token NLL over supervised positions, number of those positions)."""
+def supervised_token_nll(model, batch: dict[str, torch.Tensor], *, fast_head: bool = True
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(NLL of every supervised token, the batch row each one belongs to), in row-major order."""
     labels = batch["labels"]
     target = labels[:, 1:]
     mask = target != IGNORE_INDEX
@@ -50,8 +50,29 @@ def supervised_loss_sum(model, batch: dict[str, torch.Tensor], *, fast_head: boo
         logits = model(**kwargs, logits_to_keep=keep).logits   # [B, K, V]
         sel = mask[:, keep]
         logits, tgt = logits[sel].float(), target[:, keep][sel]
+        rows = sel.nonzero()[:, 0]
     else:
         logits = model(**kwargs).logits[:, :-1][mask].float()
         tgt = target[mask]
-    loss_sum = F.cross_entropy(logits, tgt, reduction="sum")
-    return loss_sum, mask.sum()
+        rows = mask.nonzero()[:, 0]
+    return F.cross_entropy(logits, tgt, reduction="none"), rows
+
+
+def supervised_loss_sum(model, batch: dict[str, torch.Tensor], *, fast_head: bool = True
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (sum of token NLL over supervised positions, number of those positions)."""
+    nll, _ = supervised_token_nll(model, batch, fast_head=fast_head)
+    return nll.sum(), torch.tensor(nll.numel(), device=nll.device)
+
+
+def supervised_loss_per_row(model, batch: dict[str, torch.Tensor], *, fast_head: bool = True
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per batch row: (summed NLL over its supervised tokens, how many there are).
+
+    Evaluation keeps rows apart so that, gathered across processes, the duplicates a
+    distributed sampler pads the last batch with can be dropped before summing.
+    """
+    nll, rows = supervised_token_nll(model, batch, fast_head=fast_head)
+    n = batch["labels"].shape[0]
+    sums = torch.zeros(n, dtype=nll.dtype, device=nll.device).index_add_(0, rows, nll)
+    return sums, torch.bincount(rows, minlength=n)

@@ -6,11 +6,22 @@ from ...train.config import TrainConfig
 from ...train.sft import train
 
 
-def run_stage(cfg: TrainConfig, state) -> None:
+def inherit_recipe(cfg: TrainConfig, recipe) -> TrainConfig:
+    """Fields the train section leaves unset (None) take the recipe's values: its model,
+    its seed, and the eval stage's ``train_on`` for the held-out loss, so the loss the
+    trainer logs and the one the eval stage reports are measured on the same tokens."""
+    update = {}
     if cfg.model is None:
-        cfg = cfg.model_copy(update={"model": state.recipe.model})
-    if cfg.seed == 0 and state.recipe.seed:
-        cfg = cfg.model_copy(update={"seed": state.recipe.seed})
+        update["model"] = recipe.model
+    if cfg.seed is None:
+        update["seed"] = recipe.seed
+    if cfg.eval_train_on is None and recipe.eval is not None:
+        update["eval_train_on"] = recipe.eval.train_on
+    return cfg.model_copy(update=update)
+
+
+def run_stage(cfg: TrainConfig, state) -> None:
+    cfg = inherit_recipe(cfg, state.recipe)
     train_path = None if cfg.data else state.train_path
     eval_path = None if cfg.eval else state.eval_path
     result = train(cfg, train_path, eval_path, out_dir=state.stage_dir("train"))
