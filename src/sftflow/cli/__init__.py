@@ -48,9 +48,10 @@ GROUP_HELP = {
 }
 
 
-def build_app(table: dict = COMMANDS, help: str | None = None) -> typer.Typer:
+def build_app(table: dict = COMMANDS, help_text: str | None = None) -> typer.Typer:
     """A typer app from a verb table; a nested mapping is a group of sub-verbs."""
-    new = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help=help)
+    new = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                      help=help_text)
     for name, target in table.items():
         if isinstance(target, dict):
             new.add_typer(build_app(target, GROUP_HELP[name]), name=name)
@@ -59,7 +60,7 @@ def build_app(table: dict = COMMANDS, help: str | None = None) -> typer.Typer:
     return new
 
 
-app = build_app(help="sftflow: generate, curate, select, train, evaluate and report, end to end.")
+app = build_app(help_text="sftflow: generate, curate, select, train, evaluate and report, end to end.")
 
 
 def _register_all() -> None:
