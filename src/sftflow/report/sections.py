@@ -58,29 +58,51 @@ def train_section(d: RunData) -> dict[str, Any] | None:
                                            for r in d.train_log if r.get("event")]}
 
 
-def comparison_rows(m: dict) -> list[dict[str, Any]]:
-    """One row per base-vs-tuned measure: loss, perplexity, probes, multiple-choice."""
-    rows: list[dict[str, Any]] = []
-    loss = m.get("loss") or {}
+def _paired(row: dict[str, Any], paired: Any) -> dict[str, Any]:
+    """Use the eval's paired test (prompts both sides answered) for the difference when it has one."""
+    if isinstance(paired, dict):
+        row.update(diff=paired.get("diff"), diff_low=paired.get("diff_low"), diff_high=paired.get("diff_high"),
+                   p_value=paired.get("p_value"))
+    return row
+
+
+def loss_rows(label: str, loss: dict | None) -> list[dict[str, Any]]:
+    loss = loss or {}
+    rows = []
     for key in ("loss", "perplexity"):
         b, t = (loss.get("base") or {}).get(key), (loss.get("tuned") or {}).get(key)
         interval = (loss.get("delta_low"), loss.get("delta_high")) if key == "loss" else (None, None)
-        rows.append({"kind": "value", "metric": f"held-out {key}", "note": "", "base": b, "tuned": t,
+        rows.append({"kind": "value", "metric": f"{label} {key}", "note": "", "base": b, "tuned": t,
                      "diff": _diff(t, b), "diff_low": interval[0], "diff_high": interval[1]})
-    for name, p in (m.get("probes") or {}).items():
-        b, t = p.get("base") or None, p.get("tuned") or None
-        row = {"kind": "rate", "metric": f"probe: {name}", "note": p.get("description", ""),
-               "base": b, "tuned": t, "diff": _diff((t or {}).get("rate"), (b or {}).get("rate"))}
-        paired = p.get("paired")
-        if isinstance(paired, dict):   # the paired test over prompts both sides answered
-            row.update(diff=paired.get("diff"), diff_low=paired.get("diff_low"),
-                       diff_high=paired.get("diff_high"), p_value=paired.get("p_value"))
-        rows.append(row)
+    return rows
+
+
+def rate_row(label: str, block: dict) -> dict[str, Any]:
+    """A yes/no measure over answers: each side's rate with its interval, and the paired difference."""
+    b, t = block.get("base") or None, block.get("tuned") or None
+    return _paired({"kind": "rate", "metric": label, "note": block.get("description", ""), "base": b, "tuned": t,
+                    "diff": _diff((t or {}).get("rate"), (b or {}).get("rate"))}, block.get("paired"))
+
+
+def comparison_rows(m: dict) -> list[dict[str, Any]]:
+    """One row per base-vs-tuned measure: losses, probes, correctness, multiple-choice."""
+    rows = loss_rows("held-out", m.get("loss"))
+    rows += [rate_row(f"probe: {name}", p) for name, p in (m.get("probes") or {}).items()]
+    reference = m.get("reference") or {}
+    for part, label in (("figures", "correct figures"), ("judge", "judged correct")):
+        if isinstance(reference.get(part), dict):
+            rows.append(rate_row(label, reference[part]))
+    general = m.get("general") or {}
+    if general:
+        rows += loss_rows("general-ability", general.get("loss"))
+        rows += [rate_row(f"general probe: {name}", p) for name, p in (general.get("probes") or {}).items()]
+    paired_metric = ((m.get("config") or {}).get("choice") or {}).get("metric", "acc")
     for name, c in (m.get("choice") or {}).items():
         for k in ("acc", "acc_norm", "acc_bytes"):
             b, t = (c.get("base") or {}).get(k), (c.get("tuned") or {}).get(k)
-            rows.append({"kind": "share", "metric": f"{name} {k} (n={(c.get('tuned') or {}).get('n')})",
-                         "note": "", "base": b, "tuned": t, "diff": _diff(t, b)})
+            row = {"kind": "share", "metric": f"{name} {k} (n={(c.get('tuned') or {}).get('n')})",
+                   "note": "", "base": b, "tuned": t, "diff": _diff(t, b)}
+            rows.append(_paired(row, c.get("paired")) if k == paired_metric else row)
     return rows
 
 
