@@ -1,10 +1,14 @@
 """Any OpenAI-compatible chat endpoint: vLLM, llama.cpp server, Ollama, hosted APIs.
 
 Requests run concurrently (asyncio + httpx, at most ``concurrency`` in flight). A
-request that fails in a way that may pass (429, 5xx, timeouts, dropped connections,
-a body cut short, malformed JSON, an empty choice list) is retried with exponential
-backoff and jitter; a ``Retry-After`` (or ``retry-after-ms``) header from the server
-wins over our own schedule. After ``max_retries`` retries, or at once for an error
+request that fails in a way that may pass (429, any 5xx, timeouts, dropped
+connections, a body cut short, a 200 reply that is not JSON or not shaped like a chat
+completion) is retried with exponential backoff and jitter; a longer ``Retry-After``
+(or ``retry-after-ms``) from the server wins over our own schedule, a shorter one
+(``0``) does not shorten it below the backoff's fixed half. Each attempt has a
+deadline for the whole reply besides the read timeout, so a server trickling bytes
+cannot hold a slot for ever; any other error in one request dead-letters that
+request and never aborts the batch. After ``max_retries`` retries, or at once for an error
 that cannot pass (400, 401, 404, ...), the request goes to the dead-letter file with
 its last error and comes back as a ``Completion`` with ``finish_reason="error"``:
 the run finishes, and a rerun (with the response cache) asks only for what failed.
@@ -30,7 +34,13 @@ import httpx
 
 from .base import Completion, GenParams
 
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# 4xx codes that may pass on a second try; every 5xx is retried as a class (gateways and
+# hosted APIs use 520-529 for overload and edge failures).
+RETRY_STATUS = {408, 409, 425, 429}
+
+
+def is_retryable_status(code: int) -> bool:
+    return code in RETRY_STATUS or 500 <= code <= 599
 
 
 class RetryableError(Exception):
@@ -41,6 +51,61 @@ class RetryableError(Exception):
 
 class PermanentError(Exception):
     pass
+
+
+class ReplyShapeError(ValueError):
+    """A 200 reply that parsed as JSON but is not a chat completion."""
+
+
+def _count(usage: dict, name: str) -> int:
+    v = usage.get(name)
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0:
+        raise ReplyShapeError(f"usage.{name} is {v!r}, not a count")
+    return int(v)
+
+
+def completion_from_reply(data: Any) -> Completion:
+    """Check the shape of a chat-completion reply field by field; raise ReplyShapeError.
+
+    Written out rather than caught as a TypeError/KeyError around naive indexing: each
+    wrong shape gets a message naming the field, which is what a dead letter shows.
+    """
+    if not isinstance(data, dict):
+        raise ReplyShapeError(f"top level is {type(data).__name__}, not an object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ReplyShapeError(f"choices is {type(choices).__name__ if choices is not None else 'missing'}"
+                              f"{' (empty)' if choices == [] else ''}, not a non-empty list")
+    ch = choices[0]
+    if not isinstance(ch, dict):
+        raise ReplyShapeError(f"choices[0] is {type(ch).__name__}, not an object")
+    msg = ch.get("message")
+    if not isinstance(msg, dict):
+        raise ReplyShapeError(f"choices[0].message is {type(msg).__name__}, not an object")
+    text = msg.get("content")
+    if not isinstance(text, str):
+        raise ReplyShapeError("choices[0].message.content is not text")
+    reason = ch.get("finish_reason") or "stop"
+    if not isinstance(reason, str):
+        raise ReplyShapeError("choices[0].finish_reason is not text")
+    if reason in ("eos", "stop_sequence", "end_turn"):
+        reason = "stop"
+    usage = data.get("usage") or {}
+    if not isinstance(usage, dict):
+        raise ReplyShapeError("usage is not an object")
+    logprobs = None
+    lp = ch.get("logprobs")
+    if isinstance(lp, dict) and isinstance(lp.get("content"), list):
+        logprobs = []
+        for j, t in enumerate(lp["content"]):
+            v = t.get("logprob") if isinstance(t, dict) else None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v > 0:
+                raise ReplyShapeError(f"logprobs.content[{j}].logprob is {v!r}, not a log-probability")
+            logprobs.append(float(v))
+    return Completion(text=text, finish_reason=reason, completion_tokens=_count(usage, "completion_tokens"),
+                      prompt_tokens=_count(usage, "prompt_tokens"), logprobs=logprobs)
 
 
 def parse_retry_after(headers: httpx.Headers) -> float | None:
@@ -82,7 +147,7 @@ class OpenAIBackend:
     def __init__(self, model: str | None = None, *, base_url: str = "http://127.0.0.1:8000/v1",
                  api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8, max_retries: int = 5,
                  timeout: float = 120.0, backoff_base: float = 1.0, backoff_max: float = 60.0,
-                 max_retry_after: float = 300.0, dead_letter_path: str | Path | None = None,
+                 deadline: float | None = None, max_retry_after: float = 300.0, dead_letter_path: str | Path | None = None,
                  extra_body: dict[str, Any] | None = None, seed: int = 0):
         if not model:
             raise ValueError("the openai backend needs a model name (--model), as the server knows it")
@@ -97,6 +162,10 @@ class OpenAIBackend:
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.timeout = timeout
+        # the whole attempt, not each read; by default twice the read timeout
+        self.deadline = float(deadline) if deadline is not None else 2.0 * timeout
+        if self.deadline <= 0:
+            raise ValueError("deadline must be > 0 seconds")
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
@@ -116,7 +185,7 @@ class OpenAIBackend:
         return {"backend": self.name, "model": self.model, "base_url": self.base_url,
                 "api_key_env": self.api_key_env, "api_key_set": self._api_key is not None,
                 "concurrency": self.concurrency, "max_retries": self.max_retries,
-                "timeout": self.timeout}
+                "timeout": self.timeout, "deadline": self.deadline}
 
     @property
     def tokens_per_second(self) -> float:
@@ -143,38 +212,33 @@ class OpenAIBackend:
         return body
 
     def _parse(self, resp: httpx.Response) -> Completion:
-        if resp.status_code in RETRY_STATUS:
+        if is_retryable_status(resp.status_code):
             raise RetryableError(f"HTTP {resp.status_code}: {resp.text[:200]}",
                                  parse_retry_after(resp.headers))
         if resp.status_code >= 400:
             raise PermanentError(f"HTTP {resp.status_code}: {resp.text[:300]}")
         try:
-            data = resp.json()
+            data = json.loads(resp.content)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RetryableError(f"malformed JSON body: {e}") from None
-        choices = data.get("choices") if isinstance(data, dict) else None
-        if not choices:
-            raise RetryableError("response has no choices")
-        ch = choices[0]
-        msg = ch.get("message") or {}
-        text = msg.get("content")
-        if not isinstance(text, str):
-            raise RetryableError("choice has no message content")
-        reason = ch.get("finish_reason") or "stop"
-        if reason in ("eos", "stop_sequence", "end_turn"):
-            reason = "stop"
-        usage = data.get("usage") or {}
-        logprobs = None
-        lp = ch.get("logprobs")
-        if isinstance(lp, dict) and isinstance(lp.get("content"), list):
-            logprobs = [float(t["logprob"]) for t in lp["content"] if "logprob" in t]
-        return Completion(text=text, finish_reason=reason,
-                          completion_tokens=int(usage.get("completion_tokens") or 0),
-                          prompt_tokens=int(usage.get("prompt_tokens") or 0), logprobs=logprobs)
+            raise RetryableError(f"malformed reply: body is not JSON ({e})") from None
+        try:
+            return completion_from_reply(data)
+        except ReplyShapeError as e:
+            raise RetryableError(f"malformed reply: {e}") from None
 
     def _count_error(self, kind: str) -> None:
         by = self.stats["errors_by_kind"]
         by[kind] = by.get(kind, 0) + 1
+
+    async def _attempt(self, client: httpx.AsyncClient, body: dict[str, Any]) -> Completion:
+        """One POST, bounded as a whole by the deadline (the read timeout bounds each read only:
+        a server sending a byte every second would otherwise hold the slot for ever)."""
+        try:
+            resp = await asyncio.wait_for(client.post(f"{self.base_url}/chat/completions", json=body),
+                                          self.deadline)
+        except asyncio.TimeoutError:
+            raise RetryableError(f"deadline: no complete reply within {self.deadline:g} s") from None
+        return self._parse(resp)
 
     async def _one(self, slots: "asyncio.Queue[httpx.AsyncClient]",
                    messages: list[dict[str, str]], params: GenParams) -> Completion:
@@ -187,11 +251,10 @@ class OpenAIBackend:
             try:
                 self.stats["requests"] += 1
                 try:
-                    resp = await client.post(f"{self.base_url}/chat/completions", json=body)
-                    return self._parse(resp)
+                    return await self._attempt(client, body)
                 except PermanentError as e:
                     self._count_error("permanent")
-                    return self._dead_letter(messages, params, self._scrub(str(e)), attempt + 1)
+                    return self._dead_letter(messages, params, str(e), attempt + 1)
                 except RetryableError as e:
                     self._count_error(str(e).split(":")[0])
                     last_error, retry_after = str(e), e.retry_after
@@ -201,18 +264,25 @@ class OpenAIBackend:
                 except httpx.TransportError as e:   # connection reset, refused, body cut short
                     self._count_error(type(e).__name__)
                     last_error = f"{type(e).__name__}: {e}"
+                except Exception as e:  # noqa: BLE001 - one request's bug must not sink the batch
+                    self._count_error("unexpected")
+                    return self._dead_letter(messages, params, f"{type(e).__name__}: {e}", attempt + 1)
             finally:
                 slots.put_nowait(client)
             if attempt >= self.max_retries:
-                return self._dead_letter(messages, params, self._scrub(last_error), attempt + 1)
+                return self._dead_letter(messages, params, last_error, attempt + 1)
             delay = backoff_delay(attempt, self.backoff_base, self.backoff_max, self._rng)
             if retry_after is not None:
-                delay = min(retry_after, self.max_retry_after)
+                # The server's wait wins when longer, but never below our backoff's fixed
+                # half: "Retry-After: 0" from an overloaded server must not become a tight loop.
+                floor = min(self.backoff_max, self.backoff_base * 2 ** attempt) / 2
+                delay = max(floor, min(retry_after, self.max_retry_after))
             attempt += 1
             self.stats["retries"] += 1
             await asyncio.sleep(delay)      # slot given back: a waiting retry holds no connection
 
     def _dead_letter(self, messages, params: GenParams, error: str, attempts: int) -> Completion:
+        error = self._scrub(error)
         self.stats["failures"] += 1
         if self.dead_letter_path is not None:
             row = {"request": {"backend": self.name, "model": self.model, "base_url": self.base_url,

@@ -7,15 +7,22 @@ attempts, in order; later attempts succeed. ``default_faults`` applies to every
 prompt not named; ``fault_fn(prompt, attempt) -> action | None`` decides for
 prompts that are not known in advance. Actions:
 
-  "429"          Too Many Requests without Retry-After
-  "429:SECONDS"  with ``Retry-After: SECONDS``
-  "500", "503"   server errors ("503:SECONDS" adds Retry-After)
-  "400"          a request the server will never accept
+  "CODE"         any HTTP status (three digits) with an error body: "429", "500",
+                 "529", "400", ...
+  "CODE:SECONDS" the same with ``Retry-After: SECONDS`` ("429:0" asks for no wait)
   "reset"        close the connection with a TCP reset, no response
   "hang"         answer only after ``hang_seconds`` (longer than the client's timeout)
   "malformed"    200 with a body that is not JSON
   "empty"        200 with an empty ``choices`` list
   "cut"          200 whose body stops half-way (Content-Length promises more)
+  "corrupt"      200 whose body is bytes that are not even UTF-8
+  "choices_object"  200 with ``choices`` an object instead of a list
+  "choices_null" 200 with ``choices: [null]``
+  "message_string"  200 whose ``message`` is a string, not an object
+  "tokens_nan"   200 with a non-numeric ``usage.completion_tokens``
+  "logprob_null" 200 whose logprobs hold a null ``logprob``
+  "trickle"      200 sent one byte every ``trickle_interval`` seconds: each read is
+                 quick, the whole reply is not (stops after ``hang_seconds``)
 
 Every request is logged (time, prompt, attempt, action, headers) for assertions.
 """
@@ -29,6 +36,17 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+
+
+_OK_CHOICE = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "x"}}
+# 200 replies whose JSON parses but whose shape is wrong, as broken proxies and servers send them
+MALFORMED = {
+    "choices_object": {"choices": {"0": _OK_CHOICE}},
+    "choices_null": {"choices": [None]},
+    "message_string": {"choices": [{"index": 0, "finish_reason": "stop", "message": "x"}]},
+    "tokens_nan": {"choices": [_OK_CHOICE], "usage": {"prompt_tokens": 3, "completion_tokens": "many"}},
+    "logprob_null": {"choices": [{**_OK_CHOICE, "logprobs": {"content": [{"token": "x", "logprob": None}]}}]},
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -87,9 +105,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(resp).encode())
             return
         kind, _, arg = action.partition(":")
-        if kind in ("429", "500", "503", "400"):
+        if kind.isdigit() and len(kind) == 3:
             headers = {"Retry-After": arg} if arg else {}
             self._send(int(kind), json.dumps({"error": {"message": f"fake {kind}"}}).encode(), headers)
+        elif kind in MALFORMED:
+            self._send(200, json.dumps(MALFORMED[kind]).encode())
+        elif kind == "corrupt":
+            self._send(200, b"\xff\xfe\x00\x9c{not json\x80")
+        elif kind == "trickle":
+            self._trickle(fake)
         elif kind == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
@@ -109,6 +133,22 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise ValueError(f"unknown fault action {action!r}")
 
+    def _trickle(self, fake: "FakeOpenAIServer") -> None:
+        body = json.dumps({"choices": [{"message": {"content": "slow " * 200}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.flush()
+        stop = time.monotonic() + fake.hang_seconds     # bounded: the server thread ends
+        for i in range(len(body)):
+            if time.monotonic() > stop:
+                break
+            self.wfile.write(body[i:i + 1])
+            self.wfile.flush()
+            time.sleep(fake.trickle_interval)
+        self.close_connection = True
+
     def handle(self):
         try:
             super().handle()
@@ -126,13 +166,14 @@ class FakeOpenAIServer:
     def __init__(self, responder: Callable[[list[dict]], str] | None = None, *,
                  faults: dict[str, list[str]] | None = None, default_faults: list[str] | None = None,
                  fault_fn: Callable[[str, int], str | None] | None = None,
-                 latency: float = 0.0, hang_seconds: float = 2.0):
+                 latency: float = 0.0, hang_seconds: float = 2.0, trickle_interval: float = 0.05):
         self.responder = responder or (lambda msgs: "echo: " + msgs[-1]["content"])
         self.faults = {k: list(v) for k, v in (faults or {}).items()}
         self.default_faults = list(default_faults or [])
         self.fault_fn = fault_fn
         self.latency = latency
         self.hang_seconds = hang_seconds
+        self.trickle_interval = trickle_interval
         self.log: list[dict] = []
         self.attempts: dict[str, int] = {}
         self._lock = threading.Lock()
