@@ -287,3 +287,24 @@ def test_gates_show_each_verdict_with_its_interval(tmp_path):
                     ["no more apologies", "probes.apology_preamble", "-0.4000 [-0.7000, 0.0500]", "inconclusive",
                      "interval spans 0"],
                     ["judge wins", "judge.win", "–", "not measured", ""]]
+
+
+def test_cost_section_shows_compute_tokens_and_the_priced_total(tmp_path):
+    import json
+    run = make_run(tmp_path)
+    (run / "costs.json").write_text(json.dumps({
+        "stages": [{"stage": "train", "wall_s": 30.5, "cpu_s": 58.0, "device": "cpu", "gpu_s": 0.0},
+                   {"stage": "eval", "wall_s": 12.0, "cpu_s": 20.0, "device": "cpu", "gpu_s": 0.0}],
+        "total": {"wall_s": 42.5, "cpu_s": 78.0, "gpu_s": 0.0},
+        "tokens": {"trained": {"supervised": 1200}, "generated": {"eval:base": 300}},
+        "api": {"openai": {"requests": 4, "prompt_tokens": 400, "completion_tokens": 80}},
+        "price": {"currency": "EUR", "lines": {"cpu": {"amount": 0.0118, "unit_price": 0.5, "cost": 0.0059}},
+                  "missing_prices": ["input_per_mtok"], "total": 0.0059}}))
+    html = build_report(run).read_text()
+    t = tables_of(html)
+    assert t[("stage", "device", "wall s", "CPU s", "GPU s")] == [
+        ["train", "cpu", "30.5", "58.0", "0.0"], ["eval", "cpu", "12.0", "20.0", "0.0"],
+        ["total", "", "42.5", "78.0", "0.0"]]
+    assert t[("tokens", "count")] == [["trained.supervised", "1200"], ["generated.eval:base", "300"]]
+    assert t[("API backend", "requests", "prompt tokens", "completion tokens")] == [["openai", "4", "400", "80"]]
+    assert "total: <b>0.0059 EUR</b>" in html and "no price given for input_per_mtok" in html

@@ -100,6 +100,7 @@ def render(d: RunData, cfg: ReportConfig) -> str:
         "train": sections.train_section(d),
         "ev": sections.eval_section(d),
         "gens": sections.generations_section(d, cfg),
+        "cost": sections.cost_section(d),
         "config": sections.config_section(d),
     }
     return environment().get_template("report.html.jinja").render(context)

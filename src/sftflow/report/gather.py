@@ -32,6 +32,7 @@ class RunData:
     smoke: dict | None = None
     model_sources: dict[str, str] = field(default_factory=dict)    # "base"/"tuned" -> where it came from
     train_config: dict | None = None
+    costs: dict | None = None                                       # costs.json of a recipe run
     missing: list[str] = field(default_factory=list)
 
 
@@ -141,6 +142,7 @@ def gather(run_dir: str | Path, max_examples: int = 20000) -> RunData:
         d.missing.append("evaluation (no eval/metrics.json)")
     smoke = _first([run / "train" / "smoke.json", run / "smoke.json"])
     d.smoke = read_json(smoke) if smoke else None
+    d.costs = read_json(run / "costs.json") if (run / "costs.json").exists() else (d.metrics or {}).get("cost")
     train_cfg = run / "train" / "train_config.yaml"
     if train_cfg.exists():
         d.train_config = _read_yaml(train_cfg)

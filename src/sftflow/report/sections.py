@@ -150,3 +150,24 @@ def config_section(d: RunData) -> dict[str, list[tuple[str, str]]]:
     parts = {"evaluation": flatten((d.metrics or {}).get("config") or {}),
              "training": flatten(d.train_config or {})}
     return {k: v for k, v in parts.items() if v}
+
+
+def cost_section(d: RunData) -> dict[str, Any] | None:
+    """Compute per stage, tokens, API use and (with prices) money, from ``costs.json``."""
+    c = d.costs
+    if not isinstance(c, dict) or not c.get("stages"):
+        return None
+    def secs(v: Any) -> Any:
+        return f"{v:.1f}" if _is_number(v) else v
+
+    total = c.get("total") or {}
+    stages = [[s.get("stage"), s.get("device"), secs(s.get("wall_s")), secs(s.get("cpu_s")), secs(s.get("gpu_s"))]
+              for s in c["stages"]]
+    stages.append(["total", "", secs(total.get("wall_s")), secs(total.get("cpu_s")), secs(total.get("gpu_s"))])
+    api = [[name, u.get("requests"), u.get("prompt_tokens"), u.get("completion_tokens")]
+           for name, u in (c.get("api") or {}).items()]
+    price = c.get("price") if isinstance(c.get("price"), dict) else None
+    lines = [[name, v.get("amount"), v.get("unit_price"), v.get("cost")]
+             for name, v in ((price or {}).get("lines") or {}).items()]
+    return {"stages": stages, "tokens": flatten(c.get("tokens") or {}), "api": api, "price": price,
+            "price_lines": lines}
