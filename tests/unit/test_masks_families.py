@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sftflow import encode
-from sftflow.chat import IGNORE_INDEX, TemplateError, assistant_spans
+from sftflow.chat import IGNORE_INDEX, HistoryRewritten, TemplateError, assistant_spans, encode_turns
 
 trl = pytest.importorskip("trl")
 TEMPLATES = Path(trl.__file__).parent / "chat_templates"
@@ -27,8 +27,6 @@ ACCEPTED = {
     "llama3.jinja": ["Hello! How can I help?<|eot_id|>", "It is 4.<|eot_id|>"],
     "llama3_1.jinja": ["Hello! How can I help?<|eot_id|>", "It is 4.<|eot_id|>"],
     "qwen2_5.jinja": ["Hello! How can I help?<|im_end|>", "It is 4.<|im_end|>"],   # injects a system prompt
-    # Qwen3 writes an empty think block only in the final turn: the model generates it.
-    "qwen3.jinja": ["Hello! How can I help?<|im_end|>", "<think>\n\n</think>\n\nIt is 4.<|im_end|>"],
     "gemma3.jinja": ["Hello! How can I help?<end_of_turn>", "It is 4.<end_of_turn>"],
     # Phi-3 appends EOS only after the last turn: middle turns close with <|end|> alone.
     "phi3.jinja": ["Hello! How can I help?<|end|>", "It is 4.<|end|>\n{eos}"],
@@ -82,21 +80,38 @@ def test_mistral_family(smol_tokenizer):
     assert supervised_text(enc, smol_tokenizer) == f"Hello! How can I help?{eos}It is 4.{eos}"
 
 
-def test_deepseek_r1_prefilled_think_is_refused(smol_tokenizer):
+def test_qwen3_empty_think_block_only_in_the_final_turn_trains_per_turn(smol_tokenizer):
+    # Qwen3 writes an empty think block only in the final turn, and the model writes one in
+    # every turn it generates: one sequence would train earlier answers without it.
+    tpl = (TEMPLATES / "qwen3.jinja").read_text()
+    with pytest.raises(HistoryRewritten, match="renders assistant turn 2 differently"):
+        assistant_spans(WITH_SYSTEM, smol_tokenizer, tpl)
+    tok = family_tokenizer(smol_tokenizer, tpl)
+    assert [supervised_text(e, tok) for e in encode_turns(WITH_SYSTEM, tok, template=tpl)] == [
+        "<think>\n\n</think>\n\nHello! How can I help?<|im_end|>", "<think>\n\n</think>\n\nIt is 4.<|im_end|>"]
+    text, spans = assistant_spans(WITH_SYSTEM, smol_tokenizer, tpl, train_on="last")
+    assert [text[a:b] for a, b in spans] == ["<think>\n\n</think>\n\nIt is 4.<|im_end|>"]
+
+
+def test_deepseek_r1_prefilled_think_needs_reasoning(smol_tokenizer):
     tpl = (TEMPLATES / "deepseek_r1_distill.jinja").read_text()
-    with pytest.raises(TemplateError, match="not prefix-stable at turn 1"):
+    with pytest.raises(TemplateError, match="needs reasoning_content on every assistant turn \\(turn 1 has none\\)"):
         encode(MSGS, smol_tokenizer, template=tpl)
 
 
-def test_qwen3_stripped_reasoning_refused_for_all_turns_but_fine_for_last(smol_tokenizer):
+def test_qwen3_stripped_reasoning_is_one_example_per_turn(smol_tokenizer):
     tpl = (TEMPLATES / "qwen3.jinja").read_text()
     msgs = [dict(m) for m in MSGS]
     msgs[1]["content"] = "<think>\nGreet back.\n</think>\n\nHello! How can I help?"
     msgs[3]["content"] = "<think>\nAdd.\n</think>\n\nIt is 4."
-    with pytest.raises(TemplateError, match="changes the content of turn 1"):
+    with pytest.raises(HistoryRewritten, match="renders assistant turn 1 differently"):
         encode(msgs, smol_tokenizer, template=tpl)
     enc = encode(msgs, smol_tokenizer, template=tpl, train_on="last")
     assert supervised_text(enc, smol_tokenizer) == "<think>\nAdd.\n</think>\n\nIt is 4.<|im_end|>"
+    first, last = encode_turns(msgs, smol_tokenizer, template=tpl)
+    assert supervised_text(first, smol_tokenizer) == \
+        "<think>\nGreet back.\n</think>\n\nHello! How can I help?<|im_end|>"
+    assert supervised_text(last, smol_tokenizer) == supervised_text(enc, smol_tokenizer)
 
 
 def test_template_error_is_ours_and_names_the_cause(smol_tokenizer):

@@ -74,14 +74,17 @@ def test_all_masked_example_raises(smol_tokenizer, monkeypatch):
     msgs = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}]
     # an empty answer still supervises <|im_end|>: that is the model learning to stop
     assert supervised(encode(msgs, smol_tokenizer)) == [31]  # "<|im_end|>" right after the header
-    # a template that closes the final turn with nothing is refused, not trained silently
-    from sftflow.chat import TemplateError
-    with pytest.raises(TemplateError, match="could not learn to stop"):
-        encode(msgs, smol_tokenizer, template="{% for m in messages %}{{ m['content'] }}\n{% endfor %}")
+    # a template that closes the final turn with nothing: the model stops by emitting its
+    # EOS (no generation config here names another stop token), which is appended and trained
+    bare = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    enc = encode([msgs[0], {"role": "assistant", "content": "Hello"}], smol_tokenizer, template=bare)
+    assert enc.text == "Hi\nHello" + smol_tokenizer.eos_token
+    assert smol_tokenizer.decode([t for t, lab in zip(enc.input_ids, enc.labels) if lab != IGNORE_INDEX]) \
+        == "Hello" + smol_tokenizer.eos_token
     # and if spans ever come back empty, encode raises instead of returning all -100
     import importlib
     enc_mod = importlib.import_module("sftflow.chat.encode")
-    monkeypatch.setattr(enc_mod, "assistant_spans", lambda m, t, tpl, mode: ("abc", []))
+    monkeypatch.setattr(enc_mod, "assistant_spans", lambda m, t, tpl, mode, **_: ("abc", []))
     with pytest.raises(NoSupervisedTokens):
         encode(msgs, smol_tokenizer)
 

@@ -1,9 +1,11 @@
 """Chat rendering, loss masks, and tokenization with labels."""
 
-from .encode import (IGNORE_INDEX, EncodeError, Encoded, ExampleTooLong, NoSupervisedTokens,
-                     TemplateError, assistant_spans, encode, encode_many, render, resolve_template)
+from .encode import (IGNORE_INDEX, Encoded, ExampleTooLong, NoSupervisedTokens, assistant_spans, encode,
+                     encode_many, encode_turns, expand_per_turn)
 from .fallbacks import FALLBACK_TEMPLATES
+from .render import EncodeError, TemplateCannotShow, TemplateError, render, resolve_template
+from .spans import HistoryRewritten
 
-__all__ = ["IGNORE_INDEX", "EncodeError", "Encoded", "ExampleTooLong", "NoSupervisedTokens",
-           "TemplateError", "assistant_spans", "encode", "encode_many", "render", "resolve_template",
-           "FALLBACK_TEMPLATES"]
+__all__ = ["IGNORE_INDEX", "EncodeError", "Encoded", "ExampleTooLong", "HistoryRewritten", "NoSupervisedTokens",
+           "TemplateCannotShow", "TemplateError", "assistant_spans", "encode", "encode_many", "encode_turns", "expand_per_turn",
+           "render", "resolve_template", "FALLBACK_TEMPLATES"]

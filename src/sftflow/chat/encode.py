@@ -1,23 +1,33 @@
 """Turn a conversation into ``input_ids`` and ``labels`` with exactly the right loss mask.
 
-How the supervised spans are found (all in character offsets of one rendering):
+How the supervised spans are found (all in character offsets of one rendering; the
+per-turn rules are written out in ``spans.py``):
 
-1. ``full`` = the whole conversation rendered with the model's chat template, exactly
-   as at inference.
-2. For each assistant turn *i*, ``gp`` = the conversation before it rendered *with the
-   generation prompt*: that is the text the model sees at inference right before it
-   starts writing turn *i*. It must be a prefix of ``full``; if it is not, the
-   template is not prefix-stable at that turn (e.g. a generation prompt that pre-fills
-   ``<think>`` the full render never contains) and we refuse, naming the turn.
-3. The model's output for turn *i* starts at ``len(gp)``. Its content must appear there
-   (templates that rewrite content, e.g. strip earlier reasoning, are refused for
-   that turn). The output ends after the end-of-turn marker: the text the template
-   writes right after an assistant turn when it is last (found by rendering a unique
-   sentinel in place of the content), cut where ``full`` diverges from it (a template
-   that appends EOS only after the final turn closes middle turns with less), minus
-   trailing whitespace, which the model never has to generate.
-4. Tokens are mapped to spans through the fast tokenizer's offset mapping; a token
-   is supervised when it overlaps a supervised span.
+1. ``render.choose_form`` picks the message shape the template reads (reasoning key,
+   tool-call arguments as mapping or text, text parts) and refuses a template that
+   drops any piece of the record: content, tool calls, tool results, the tools offered.
+2. ``full`` = the whole conversation rendered with the model's chat template, exactly
+   as at inference, with ``tools`` passed to the template.
+3. For each trained assistant turn *i*, the model's output starts where the
+   conversation before it, rendered *with the generation prompt*, ends: that is the
+   text the model sees right before it writes turn *i*. It runs over the reasoning
+   trace, the content and the tool-call text as rendered, then the end-of-turn marker.
+   Tool results, system and user turns, role headers, the tools block and generation
+   prompts are never inside it.
+4. A template that renders history differently from how the model wrote it (earlier
+   reasoning stripped, an empty think block only in the final turn) cannot train the
+   whole conversation as one sequence: ``encode`` raises ``HistoryRewritten`` and
+   ``encode_many`` trains one example per assistant turn instead, each with the
+   history exactly as the template renders it at inference (a notice says so).
+5. Tokens are mapped to spans through the fast tokenizer's offset mapping. A token
+   that straddles a span's start holds prompt and answer text at once. At inference
+   the prompt is tokenized on its own and the model's tokens begin exactly where the
+   turn does, so for the final trained turn the text is tokenized in two pieces at
+   that boundary (the split the generation prompt guarantees). For an earlier turn a
+   single sequence cannot hold both tokenizations (the next turn's prompt merges the
+   token), so it is ``HistoryRewritten``: one example per turn. A token that runs past
+   a span's end is supervised when the text beyond the end is whitespace (written
+   with the stop marker); otherwise the turn is refused, named.
 
 We never tokenize prompt and answer separately (BPE merges across the seam make the
 two disagree) and never search the token stream for marker tokens (they also occur
@@ -31,19 +41,12 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .fallbacks import FALLBACK_TEMPLATES
+from ..schema import RecordError, validate_messages
+from .render import EncodeError, TemplateError, choose_form, render, resolve_template
+from .spans import HistoryRewritten, Renderer, turn_span
 
 TrainOn = Literal["assistant", "last", "all"]
 IGNORE_INDEX = -100
-_SENTINEL = "SFTFLOWSENTINEL7f3a"
-
-
-class EncodeError(ValueError):
-    """Base class for examples that cannot be encoded."""
-
-
-class TemplateError(EncodeError):
-    """The chat template cannot give a trustworthy mask."""
 
 
 class NoSupervisedTokens(EncodeError):
@@ -63,6 +66,7 @@ class Encoded:
     spans: list[tuple[int, int]] = field(default_factory=list)   # supervised char spans
     truncated: bool = False
     dropped_turns: int = 0
+    turn: int | None = None        # the one assistant turn trained, when expanded per turn
 
     @property
     def n_supervised(self) -> int:
@@ -76,112 +80,81 @@ class Encoded:
                 "attention_mask": self.attention_mask}
 
 
-_warned: set[int] = set()
-
-
-def resolve_template(tokenizer, template: str | None = None) -> str:
-    """The Jinja template to render with: a named fallback, or the tokenizer's own."""
-    if template:
-        if template in FALLBACK_TEMPLATES:
-            return FALLBACK_TEMPLATES[template]
-        if "{%" in template or "{{" in template:
-            return template          # a literal Jinja template
-        raise TemplateError(f"unknown template {template!r}; expected one of "
-                            f"{', '.join(FALLBACK_TEMPLATES)} or a Jinja string")
-    own = getattr(tokenizer, "chat_template", None)
-    if isinstance(own, dict):        # some tokenizers ship several named templates
-        own = own.get("default") or next(iter(own.values()))
-    if own:
-        return own
-    if id(tokenizer) not in _warned:
-        _warned.add(id(tokenizer))
-        warnings.warn("tokenizer has no chat template; using the 'chatml' fallback "
-                      "(choose one explicitly with --template alpaca|chatml)", stacklevel=3)
-    return FALLBACK_TEMPLATES["chatml"]
-
-
-def render(tokenizer, messages: list[dict[str, str]], template: str, *,
-           add_generation_prompt: bool = False) -> str:
-    if not messages:
-        return ""
+def _canonical(messages) -> list[dict[str, Any]]:
     try:
-        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                             add_generation_prompt=add_generation_prompt)
-    except Exception as e:  # jinja errors raised by the template itself ("System role not supported")
-        raise TemplateError(f"chat template failed to render: {type(e).__name__}: {e}") from None
+        return validate_messages(list(messages))
+    except RecordError as e:
+        raise EncodeError(f"not a valid conversation: {e}") from None
 
 
-def _common_prefix_len(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def assistant_spans(messages: list[dict[str, str]], tokenizer, template: str,
-                    train_on: TrainOn = "assistant") -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(messages: list[dict[str, Any]], tokenizer, template: str,
+                    train_on: TrainOn = "assistant", *, tools: list[dict] | None = None
+                    ) -> tuple[str, list[tuple[int, int]]]:
     """Render the conversation and return (text, supervised character spans)."""
-    full = render(tokenizer, messages, template)
+    msgs = _canonical(messages)
+    form, full = choose_form(tokenizer, msgs, template, tools)
     if train_on == "all":
         return full, [(0, len(full))]
-    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    turns = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
     if train_on == "last":
         turns = turns[-1:]
     elif train_on != "assistant":
         raise ValueError(f"train_on must be 'assistant', 'last' or 'all', not {train_on!r}")
-    spans = []
+    r = Renderer(tokenizer, msgs, template, form, tools)
+    text, spans = full, []
     for i in turns:
-        gp = render(tokenizer, messages[:i], template, add_generation_prompt=True) if i else ""
-        if not full.startswith(gp):
-            at = _common_prefix_len(gp, full)
-            raise TemplateError(
-                f"chat template is not prefix-stable at turn {i} (assistant): the prompt rendered "
-                f"with the generation prompt diverges from the full conversation at character {at} "
-                f"({gp[at:at + 30]!r} vs {full[at:at + 30]!r}); training on this rendering would not "
-                "match inference")
-        start = len(gp)
-        content = messages[i]["content"]
-        pos = full.find(content, start) if content else start
-        if pos < 0 and content.strip():
-            content = content.strip()          # templates that trim content (Gemma)
-            pos = full.find(content, start)
-        if pos < 0:
-            raise TemplateError(
-                f"chat template changes the content of turn {i} (assistant) when rendering the whole "
-                "conversation (e.g. it strips earlier reasoning); its tokens cannot be supervised "
-                "faithfully. Use train_on='last' or a training template")
-        content_end = pos + len(content)
-        probe = render(tokenizer, messages[:i] + [{"role": "assistant", "content": _SENTINEL}], template)
-        closing = probe[probe.rindex(_SENTINEL) + len(_SENTINEL):]
-        cut = _common_prefix_len(closing, full[content_end:])
-        if cut < len(closing):
-            # Middle turns may close with less than the final one (EOS only after the last
-            # turn). Supervise a marker whole or not at all: back off to the last whitespace.
-            ws = max(closing.rfind(c, 0, cut) for c in " \n\t")
-            cut = ws if ws >= 0 else 0
-        tail = closing[:cut].rstrip()
-        if not tail and i == len(messages) - 1:
-            raise TemplateError(
-                f"chat template writes nothing after the final assistant turn {i}: the model could not "
-                "learn to stop. Use a template that closes turns with an end-of-turn token")
-        spans.append((start, content_end + len(tail)))
-    return full, spans
+        text, a, b = turn_span(r, text, i)
+        spans.append((a, b))
+    return text, spans
 
 
-def _tokenize_with_labels(text: str, spans, tokenizer) -> tuple[list[int], list[int]]:
+def _tokenize(text: str, tokenizer, cut: int | None = None) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids and character offsets; with ``cut``, the two sides are tokenized apart."""
+    if cut is None:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
+    ids_a, off_a = _tokenize(text[:cut], tokenizer)
+    ids_b, off_b = _tokenize(text[cut:], tokenizer)
+    return ids_a + ids_b, off_a + [(s + cut, e + cut) for s, e in off_b]
+
+
+def _straddle(text: str, offsets, spans) -> tuple[int, str, int, int] | None:
+    """(span index, 'start'|'end', token start, token end) of the first token that crosses a
+    span edge with text of consequence on both sides; None when there is none."""
+    for s, e in offsets:
+        for n, (a, b) in enumerate(spans):
+            if s < a < e:
+                return n, "start", s, e
+            if s < b < e and text[b:e].strip():
+                return n, "end", s, e
+    return None
+
+
+def _tokenize_with_labels(text: str, spans, tokenizer, turns: list[int] | None = None
+                          ) -> tuple[list[int], list[int]]:
     if not getattr(tokenizer, "is_fast", False):
         raise TemplateError("sftflow needs a fast tokenizer (offset mapping) to place loss masks")
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    ids, offsets = _tokenize(text, tokenizer)
+    hit = _straddle(text, offsets, spans)
+    if hit and hit[1] == "start" and hit[0] == len(spans) - 1:
+        # The final trained turn starts inside a token (``<think>\n`` + ``\n</think>``
+        # merging into one newline token): at inference the prompt is tokenized on its
+        # own and the model's tokens begin at the turn, so tokenize the two sides apart.
+        ids, offsets = _tokenize(text, tokenizer, cut=spans[-1][0])
+        hit = _straddle(text, offsets, spans)
+    if hit:
+        n, edge, s, e = hit
+        turn = turns[n] if turns else n
+        if edge == "start":      # one sequence cannot hold both tokenizations of this history
+            raise HistoryRewritten(turn, f"token {text[s:e]!r} holds the end of the generation prompt and the "
+                                         "start of the turn; at inference the prompt is tokenized on its own")
+        raise TemplateError(f"token {text[s:e]!r} straddles the end of assistant turn {turn}: it holds text the "
+                            "model writes and text it does not, so it can be neither trained nor left out "
+                            "exactly. Use a template whose turns end at a token boundary (a special token)")
     labels = [IGNORE_INDEX] * len(ids)
     for k, (s, e) in enumerate(offsets):
-        if e <= s:
-            continue
-        for a, b in spans:
-            if s < b and e > a:
-                labels[k] = ids[k]
-                break
+        if e > s and any(s < b and e > a for a, b in spans):
+            labels[k] = ids[k]
     return ids, labels
 
 
@@ -202,19 +175,25 @@ def _drop_oldest_exchange(messages: list[dict[str, str]]) -> list[dict[str, str]
     return messages[:head] + body[nxt:]
 
 
-def encode(messages: list[dict[str, str]], tokenizer, *, train_on: TrainOn = "assistant",
-           max_length: int | None = None, template: str | None = None) -> Encoded:
+def encode(messages: list[dict[str, Any]], tokenizer, *, tools: list[dict] | None = None,
+           train_on: TrainOn = "assistant", max_length: int | None = None,
+           template: str | None = None) -> Encoded:
     """Tokenize one conversation; labels are -100 wherever the model is not trained.
 
-    Truncation drops the oldest complete exchanges first and never cuts the final
-    answer; an example whose final exchange alone does not fit raises ``ExampleTooLong``.
+    ``tools`` (function schemas, OpenAI form) are passed to the template. Truncation
+    drops the oldest complete exchanges first and never cuts the final answer; an
+    example whose final exchange alone does not fit raises ``ExampleTooLong``. A
+    template that renders earlier turns differently from how the model wrote them
+    raises ``HistoryRewritten`` for ``train_on='assistant'``: see ``encode_turns``.
     """
     tpl = resolve_template(tokenizer, template)
-    msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
+    msgs = _canonical(messages)
     dropped = 0
     while True:
-        text, spans = assistant_spans(msgs, tokenizer, tpl, train_on)
-        ids, labels = _tokenize_with_labels(text, spans, tokenizer)
+        text, spans = assistant_spans(msgs, tokenizer, tpl, train_on, tools=tools)
+        turns = None if train_on == "all" else [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
+        ids, labels = _tokenize_with_labels(text, spans, tokenizer,
+                                            turns[-len(spans):] if turns else None)
         if max_length is None or len(ids) <= max_length:
             break
         shorter = _drop_oldest_exchange(msgs)
@@ -230,15 +209,68 @@ def encode(messages: list[dict[str, str]], tokenizer, *, train_on: TrainOn = "as
     return enc
 
 
+def encode_turns(messages: list[dict[str, Any]], tokenizer, *, tools: list[dict] | None = None,
+                 max_length: int | None = None, template: str | None = None) -> list[Encoded]:
+    """One example per assistant turn, each supervised on that turn only, with the
+    history rendered exactly as the template renders it at inference."""
+    msgs = _canonical(messages)
+    out = []
+    for i, m in enumerate(msgs):
+        if m["role"] == "assistant":
+            enc = encode(msgs[:i + 1], tokenizer, tools=tools, train_on="last", max_length=max_length,
+                         template=template)
+            enc.turn = i
+            out.append(enc)
+    return out
+
+
+def expand_per_turn(example) -> list:
+    """An Example as one Example per assistant turn (the conversation up to that turn),
+    sharing ``metadata['group']`` so that splits and dedup keep them together."""
+    from ..schema import Example
+    group = example.metadata.get("group") or example.id
+    return [Example(messages=example.messages[:i + 1], tools=example.tools,
+                    metadata={**example.metadata, "group": group, "turn": i, "source_id": example.id})
+            for i, m in enumerate(example.messages) if m["role"] == "assistant"]
+
+
+_noticed: set[int] = set()
+
+
 def encode_many(examples, tokenizer, *, train_on: TrainOn = "assistant", max_length: int | None = None,
                 template: str | None = None) -> tuple[list[Encoded], list[tuple[Any, str]]]:
-    """Encode a list of Examples; returns (encoded, [(example, reason) skipped])."""
+    """Encode a list of Examples; returns (encoded, [(example, reason) skipped]).
+
+    Where the template rewrites history (see ``HistoryRewritten``) an example is
+    trained as one example per assistant turn, with a notice the first time."""
     out, skipped = [], []
     for ex in examples:
         msgs = ex.messages if hasattr(ex, "messages") else ex
+        tools = getattr(ex, "tools", None)
         try:
-            out.append(encode(msgs, tokenizer, train_on=train_on, max_length=max_length,
+            out.append(encode(msgs, tokenizer, tools=tools, train_on=train_on, max_length=max_length,
                               template=template))
+            continue
         except (ExampleTooLong, NoSupervisedTokens) as e:
             skipped.append((ex, f"{type(e).__name__}: {e}"))
+            continue
+        except HistoryRewritten as e:
+            if train_on != "assistant":
+                raise
+            key = hash(resolve_template(tokenizer, template))
+            if key not in _noticed:
+                _noticed.add(key)
+                warnings.warn(f"{e} -> training one example per assistant turn for conversations where "
+                              "this happens", stacklevel=2)
+        for i, m in enumerate(msgs):
+            if m["role"] != "assistant":
+                continue
+            try:
+                enc = encode(msgs[:i + 1], tokenizer, tools=tools, train_on="last", max_length=max_length,
+                             template=template)
+            except (ExampleTooLong, NoSupervisedTokens) as e:
+                skipped.append((ex, f"{type(e).__name__} (turn {i}): {e}"))
+                continue
+            enc.turn = i
+            out.append(enc)
     return out, skipped
