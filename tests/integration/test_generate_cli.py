@@ -65,6 +65,7 @@ def test_outage_dead_letters_then_rerun_fills_the_gaps(cli, tmp_path):
     with FakeOpenAIServer(responder, fault_fn=lambda p, k: "500" if is_instance_prompt(p) else None) as bad:
         res = run(cli, si_args(bad.url, tmp_path / "run"), env)
         attempts = {p: k for p, k in bad.attempts.items() if is_instance_prompt(p)}
+        port = bad._httpd.server_address[1]
     out = tmp_path / "run"
     counts = json.loads((out / "manifest.json").read_text())["counts"]
     assert len(attempts) == 6 and set(attempts.values()) == {2}     # 1 try + 1 retry each
@@ -76,8 +77,9 @@ def test_outage_dead_letters_then_rerun_fills_the_gaps(cli, tmp_path):
     rej = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
     assert sum(r["step"] == "request" for r in rej) == 6
 
-    # rerun once the server is healthy: dead letters first, everything else from the cache
-    with FakeOpenAIServer(responder) as good:
+    # rerun once the server (same endpoint: the cache keys on it) is healthy: dead letters
+    # first, everything else from the cache
+    with FakeOpenAIServer(responder, port=port) as good:
         run(cli, si_args(good.url, out), env)
         asked = list(good.attempts)
     counts = json.loads((out / "manifest.json").read_text())["counts"]

@@ -112,3 +112,19 @@ def test_cache_keys_on_the_backends_cache_id(tmp_path):
     new = FakeBackend(lambda m: "new weights")
     new.cache_id = "model@bbbb"                   # same name, retrained in place
     assert CachedBackend(new, cache).generate([chat("q")], GenParams())[0].text == "new weights"
+
+
+def test_same_model_name_at_another_endpoint_is_not_answered_from_the_cache(tmp_path, monkeypatch):
+    from sftflow.backends.openai_backend import OpenAIBackend
+    from sftflow.testing.fake_server import FakeOpenAIServer
+    monkeypatch.setenv("EP_KEY", "sk-first-key-000")
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    with FakeOpenAIServer(lambda m: "from server A") as a, FakeOpenAIServer(lambda m: "from server B") as b:
+        first = OpenAIBackend("same-name", base_url=a.url, api_key_env="EP_KEY")
+        assert CachedBackend(first, cache).generate([chat("q")], GenParams())[0].text == "from server A"
+        other = OpenAIBackend("same-name", base_url=b.url, api_key_env="EP_KEY")
+        assert CachedBackend(other, cache).generate([chat("q")], GenParams())[0].text == "from server B"
+        monkeypatch.setenv("EP_KEY", "sk-rotated-key-111")       # a new key is the same endpoint
+        again = CachedBackend(OpenAIBackend("same-name", base_url=a.url, api_key_env="EP_KEY"), cache)
+        assert again.generate([chat("q")], GenParams())[0].text == "from server A" and again.hits == 1
+        assert len(b.log) == 1 and len(a.log) == 1

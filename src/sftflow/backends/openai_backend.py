@@ -13,18 +13,24 @@ that cannot pass (400, 401, 404, ...), the request goes to the dead-letter file 
 its last error and comes back as a ``Completion`` with ``finish_reason="error"``:
 the run finishes, and a rerun (with the response cache) asks only for what failed.
 
-The API key is read from an environment variable when the client is built and sent
-only in the ``Authorization`` header; it is scrubbed from every error text, and the
-backend's ``repr`` and ``describe()`` name the variable, never the value.
+The API key is read from an environment variable when the client is built (stripped:
+a ``\r\n`` from a Windows ``.env`` file would make the HTTP client refuse the header
+with an error quoting it) and sent only in the ``Authorization`` header. It, and any
+credential in the base URL (user info, ``?api-key=``), is registered with
+``sftflow.io.redact``, so it is scrubbed from every error text and every file sftflow
+writes; ``repr``, ``describe()`` and dead letters show the URL redacted and name the
+variable, never the value.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import json
 import os
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -32,7 +38,11 @@ from typing import Any, Callable
 
 import httpx
 
+from ..config import ConfigError
+from ..io.redact import redact_url, register_secret, scrub, url_secrets
 from .base import Completion, GenParams
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # 4xx codes that may pass on a second try; every 5xx is retried as a class (gateways and
 # hosted APIs use 520-529 for overload and edge failures).
@@ -130,6 +140,32 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def read_api_key(env_name: str) -> str | None:
+    """The key from ``env_name``, stripped; registered as a secret before anything can print it."""
+    if not isinstance(env_name, str) or not ENV_NAME.fullmatch(env_name):
+        # Most likely the key itself typed where its variable's name belongs: refuse, and keep it
+        # out of the error and out of every file (the manifest records the command line).
+        register_secret(env_name if isinstance(env_name, str) else None)
+        raise ConfigError("backend.api_key_env (--api-key-env) must be the NAME of an environment "
+                          "variable holding the key, such as OPENAI_API_KEY; the value given is not a "
+                          "variable name (it is not shown, in case it is the key itself)")
+    raw = os.environ.get(env_name)
+    register_secret(raw)
+    return raw.strip() if raw and raw.strip() else None
+
+
+def endpoint_urls(base_url: str) -> tuple[str, str]:
+    """(URL to POST chat completions to, the same URL fit to show), credentials registered."""
+    for secret in url_secrets(base_url):
+        register_secret(secret)
+    parts = httpx.URL(base_url)
+    if parts.userinfo:     # httpx sends it as Basic auth: its base64 form is a secret as well
+        register_secret(base64.b64encode(parts.userinfo).decode("ascii"))
+    path = parts.path.rstrip("/") + "/chat/completions"
+    post = str(parts.copy_with(path=path))
+    return post, redact_url(base_url.rstrip("/"))
+
+
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random.
 
@@ -156,9 +192,9 @@ class OpenAIBackend:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self.model = model
-        self.base_url = base_url.rstrip("/")
+        self._api_key = read_api_key(api_key_env)
         self.api_key_env = api_key_env
-        self._api_key = os.environ.get(api_key_env) or None
+        self._url, self.base_url = endpoint_urls(base_url)
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.timeout = timeout
@@ -192,10 +228,14 @@ class OpenAIBackend:
         s = self.stats["seconds"]
         return self.stats["completion_tokens"] / s if s > 0 else 0.0
 
+    @property
+    def cache_id(self) -> str:
+        """What the response cache keys on: the model *at this endpoint* (credentials left out,
+        so a rotated key keeps the cache; another server under the same model name does not)."""
+        return f"{self.model}@{self.base_url}"
+
     def _scrub(self, text: str) -> str:
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return text
+        return scrub(text)
 
     # ------------------------------------------------------------------ one request
 
@@ -234,7 +274,7 @@ class OpenAIBackend:
         """One POST, bounded as a whole by the deadline (the read timeout bounds each read only:
         a server sending a byte every second would otherwise hold the slot for ever)."""
         try:
-            resp = await asyncio.wait_for(client.post(f"{self.base_url}/chat/completions", json=body),
+            resp = await asyncio.wait_for(client.post(self._url, json=body),
                                           self.deadline)
         except asyncio.TimeoutError:
             raise RetryableError(f"deadline: no complete reply within {self.deadline:g} s") from None
@@ -291,7 +331,7 @@ class OpenAIBackend:
             with self._dl_lock:
                 self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.dead_letter_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    f.write(scrub(json.dumps(row, ensure_ascii=False)) + "\n")
         return Completion(text="", finish_reason="error", error=error)
 
     # ------------------------------------------------------------------ many requests

@@ -11,6 +11,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Iterable
 
+from .redact import scrub_obj
 from .writers import _jsonable
 
 
@@ -61,5 +62,7 @@ def write_manifest(out_dir: str | Path, *, stage: str, inputs: Iterable[str | Pa
     if extra:
         manifest.update(extra)
     path = out_dir / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=2, default=_jsonable) + "\n")
+    # The command line and the config may carry a credential (a key in --base-url): scrubbed.
+    text = json.dumps(scrub_obj(json.loads(json.dumps(manifest, default=_jsonable))), indent=2)
+    path.write_text(text + "\n")
     return path

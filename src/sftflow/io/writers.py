@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from .redact import registered, scrub
 from ..schema import Example
 
 if TYPE_CHECKING:
@@ -30,10 +31,12 @@ def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
     # Per-process temporary name: two processes writing the same output (ranks of a
     # distributed launch, a rerun beside a live run) each rename a complete file.
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    clean = scrub if registered() else None       # a credential a backend read is never written
     with open(tmp, "w", encoding="utf-8") as f:
         for r in rows:
             d = r.to_dict() if hasattr(r, "to_dict") else r
-            f.write(json.dumps(d, ensure_ascii=False, default=_jsonable) + "\n")
+            line = json.dumps(d, ensure_ascii=False, default=_jsonable)
+            f.write((clean(line) if clean else line) + "\n")
             n += 1
     tmp.replace(path)  # atomic: a killed run never leaves a half-written output
     return n

@@ -15,6 +15,7 @@ prompts that are not known in advance. Actions:
   "malformed"    200 with a body that is not JSON
   "empty"        200 with an empty ``choices`` list
   "cut"          200 whose body stops half-way (Content-Length promises more)
+  "echo_auth"    401 whose body quotes the Authorization header and the path back
   "corrupt"      200 whose body is bytes that are not even UTF-8
   "choices_object"  200 with ``choices`` an object instead of a list
   "choices_null" 200 with ``choices: [null]``
@@ -78,7 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._send(400, b'{"error": "bad json"}')
             return
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if not self.path.split("?", 1)[0].rstrip("/").endswith("/chat/completions"):
             self._send(404, b'{"error": "not found"}')
             return
         msgs = body.get("messages") or []
@@ -108,6 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
         if kind.isdigit() and len(kind) == 3:
             headers = {"Retry-After": arg} if arg else {}
             self._send(int(kind), json.dumps({"error": {"message": f"fake {kind}"}}).encode(), headers)
+        elif kind == "echo_auth":      # a 401 that quotes the credentials back, as some proxies do
+            quoted = f"invalid credentials {self.headers.get('Authorization')!r} for {self.path}"
+            self._send(401, json.dumps({"error": {"message": quoted}}).encode())
         elif kind in MALFORMED:
             self._send(200, json.dumps(MALFORMED[kind]).encode())
         elif kind == "corrupt":
@@ -166,7 +170,8 @@ class FakeOpenAIServer:
     def __init__(self, responder: Callable[[list[dict]], str] | None = None, *,
                  faults: dict[str, list[str]] | None = None, default_faults: list[str] | None = None,
                  fault_fn: Callable[[str, int], str | None] | None = None,
-                 latency: float = 0.0, hang_seconds: float = 2.0, trickle_interval: float = 0.05):
+                 latency: float = 0.0, hang_seconds: float = 2.0, trickle_interval: float = 0.05,
+                 port: int = 0):
         self.responder = responder or (lambda msgs: "echo: " + msgs[-1]["content"])
         self.faults = {k: list(v) for k, v in (faults or {}).items()}
         self.default_faults = list(default_faults or [])
@@ -174,6 +179,7 @@ class FakeOpenAIServer:
         self.latency = latency
         self.hang_seconds = hang_seconds
         self.trickle_interval = trickle_interval
+        self.port = port            # 0: an ephemeral one; a rerun "after the outage" reuses a port
         self.log: list[dict] = []
         self.attempts: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -200,7 +206,7 @@ class FakeOpenAIServer:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
     def start(self) -> "FakeOpenAIServer":
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", self.port), _Handler)
         self._httpd.fake = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
