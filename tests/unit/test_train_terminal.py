@@ -15,14 +15,14 @@ def test_training_prints_bars_and_summary_not_dicts_or_deprecations(tiny_model_d
     write_examples(tmp_path / "t.jsonl", exs[:20])
     write_examples(tmp_path / "e.jsonl", exs[20:])
     cfg = TrainConfig(model=tiny_model_dir, data=[str(tmp_path / "t.jsonl")], eval=[str(tmp_path / "e.jsonl")],
-                      max_steps=4, eval_steps=2, logging_steps=1, batch_size=4, lora_r=4, lora_alpha=8)
+                      max_steps=4, eval_steps=2, logging_steps=1, batch_size=4, lora_r=4, lora_alpha=8, merge=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = train(cfg, out_dir=tmp_path / "out")
     printed = capsys.readouterr()
     text = printed.out + printed.err
     assert "{'loss'" not in text and "'eval_loss'" not in text and "'train_runtime'" not in text
-    assert "Loading weights" not in text                      # the library's own loading bar
+    assert "Loading weights" not in text and "Writing model shards" not in text   # the library's bars
     assert "train" in text and "4/4" in text                  # the run's bar, finished
     assert "eval loss (output)" in text and f"{res.eval_loss:.4f}" in text    # the summary table
     deprecations = [str(w.message) for w in caught

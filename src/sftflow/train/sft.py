@@ -37,7 +37,7 @@ from .callbacks import NonFiniteGuard, ProbeMetric, callbacks_for, find, last_go
 from .config import TrainConfig
 from .model_setup import build_model
 from .packing import pack_rows
-from .terminal import RunProgress, console, fmt_loss, no_weight_loading_bar, quiet_trainer_notes, summary_table
+from .terminal import RunProgress, console, fmt_loss, no_library_bars, quiet_trainer_notes, summary_table
 from .trainer import (Collator, JsonlLogger, ListDataset, MaskedLossTrainer, Schedule, plan_schedule,
                       training_arguments)
 
@@ -278,13 +278,13 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     run = start_run(cfg, out_dir, quiet)
     tokenizer = load_tokenizer(run.model_name)
     data = load_and_encode(run, tokenizer, train_path, eval_path)
-    with no_weight_loading_bar():
+    with no_library_bars():
         model = build_model(run.cfg, run.model_name)
     schedule = plan_schedule(run.cfg, len(data.train_rows), run.num_processes)
     resume = resume_point(run)
     cbs = run_callbacks(run, data, tokenizer, callbacks)
     trainer = build_trainer(run, data, model, tokenizer, schedule, cbs)
-    with quiet_trainer_notes():
+    with quiet_trainer_notes(), no_library_bars():      # checkpoints write weights too
         result = trainer.train(resume_from_checkpoint=resume)
     guard = find(cbs, NonFiniteGuard)
     if guard is not None and guard.tripped:
@@ -293,7 +293,8 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         raise NonFiniteLoss(f"{guard.tripped['message']} Last good checkpoint: "
                             f"{good if good else 'none (it diverged before the first save)'}")
     final_eval = final_eval_loss(run.cfg, trainer)
-    merged = save_outputs(run, trainer, tokenizer)
+    with no_library_bars():
+        merged = save_outputs(run, trainer, tokenizer)
     res = TrainResult(output_dir=run.out, train_examples=data.train_encoded,
                       eval_examples=len(data.eval_rows), skipped=data.skipped,
                       supervised_tokens=data.supervised_tokens, total_tokens=data.total_tokens,

@@ -6,8 +6,9 @@ bar for training with the latest loss beside it, and one for each evaluation pas
 Every logged row still goes to ``log.jsonl`` (``JsonlLogger``); the terminal shows
 only what a person reads while waiting.
 
-Library chatter that says nothing about the run (transformers' weight-loading bar, a
-note on checkpoint ordering) is silenced here, only around the calls that produce it.
+Library chatter that says nothing about the run (transformers' bars for loading and
+writing weights, a note on checkpoint ordering) is silenced here, only around the
+calls that produce it.
 """
 
 from __future__ import annotations
@@ -130,8 +131,9 @@ def quiet_trainer_notes() -> Iterator[None]:
 
 
 @contextmanager
-def no_weight_loading_bar() -> Iterator[None]:
-    """transformers draws a bar while it loads weights: a second bar before the run's own."""
+def no_library_bars() -> Iterator[None]:
+    """transformers draws bars while it loads and writes weights (a fraction of a second
+    for a small model): bars that say nothing about the run, around the run's own."""
     from transformers.utils import logging as hf_logging
     was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
