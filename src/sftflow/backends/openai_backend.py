@@ -39,6 +39,7 @@ from typing import Any, Callable
 import httpx
 
 from ..config import ConfigError
+from ..io.append_log import append_row
 from ..io.redact import redact_url, register_secret, scrub, url_secrets
 from .base import Completion, GenParams
 
@@ -328,10 +329,8 @@ class OpenAIBackend:
             row = {"request": {"backend": self.name, "model": self.model, "base_url": self.base_url,
                                "messages": messages, "params": params.to_dict()},
                    "error": error, "attempts": attempts, "time": time.time()}
-            with self._dl_lock:
-                self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.dead_letter_path, "a", encoding="utf-8") as f:
-                    f.write(scrub(json.dumps(row, ensure_ascii=False)) + "\n")
+            with self._dl_lock:             # one whole line per write; a kill tears at most the last
+                append_row(self.dead_letter_path, row)
         return Completion(text="", finish_reason="error", error=error)
 
     # ------------------------------------------------------------------ many requests

@@ -15,17 +15,26 @@ asks for completions through ``Session.complete``, which
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..backends import GenParams, get_backend
-from ..backends.cache import CachedBackend, ResponseCache
+from ..backends.cache import CachedBackend, ResponseCache, cache_key
+from ..io.append_log import iter_log, repair_torn_tail
+from ..io.writers import write_jsonl
 
 CACHE_FILE = "cache.sqlite"
 DEAD_LETTER_FILE = "dead_letter.jsonl"
+RETRYING_FILE = "dead_letter.retrying.jsonl"     # letters being asked again; exists only mid-retry
+PREVIOUS_FILE = "dead_letter.previous.jsonl"     # the letters the last retry pass took over
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def build_backend(cfg, out_dir: Path):
@@ -43,16 +52,18 @@ def build_backend(cfg, out_dir: Path):
 
 
 class Session:
-    def __init__(self, out_dir: str | Path, backend, *, show_progress: bool = True):
+    def __init__(self, out_dir: str | Path, backend, *, show_progress: bool = True,
+                 notify: Callable[[str], None] = _warn):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.raw = backend
         self.cache = ResponseCache(self.out_dir / CACHE_FILE)
         self.backend = CachedBackend(backend, self.cache)
         self.show_progress = show_progress
+        self.notify = notify
         self.counts: dict[str, Any] = {"requests": 0, "cache_hits": 0, "generated": 0,
                                        "failures": 0, "dead_letter_retried": 0,
-                                       "dead_letter_recovered": 0}
+                                       "dead_letter_recovered": 0, "torn_lines_repaired": 0}
         self.t0 = time.perf_counter()
         self.progress: Progress | None = None
         if show_progress:
@@ -66,24 +77,42 @@ class Session:
     # ------------------------------------------------------------------ dead letters
 
     def _take_over_dead_letters(self) -> None:
-        """Move the last run's dead letters aside and ask for them again, first."""
-        path = self.out_dir / DEAD_LETTER_FILE
-        if not path.exists() or path.stat().st_size == 0:
+        """Ask the last run's dead letters again, first, each exactly once.
+
+        The letters are merged into ``dead_letter.retrying.jsonl`` (written atomically)
+        before ``dead_letter.jsonl`` is removed, and that file is only retired once the
+        retry pass is over: a run killed at any point leaves its letters where the next
+        run takes them over. A letter whose line was torn by a kill is cut off (its
+        request never reached the cache, so the method asks it again anyway).
+        """
+        live, retrying = self.out_dir / DEAD_LETTER_FILE, self.out_dir / RETRYING_FILE
+        for path in (retrying, live):
+            torn = repair_torn_tail(path)
+            if torn is not None:
+                self.counts["torn_lines_repaired"] += 1
+                self.notify(torn.notice())
+        letters: dict[str, dict] = {}               # one per request: a letter written twice asks once
+        for path in (retrying, live):
+            for row in iter_log(path):
+                req = row["request"]
+                letters.setdefault(cache_key(self.raw.name, "", req["params"], req["messages"]), req)
+        if not letters:
+            for path in (retrying, live):
+                path.unlink(missing_ok=True)
             return
-        prev = self.out_dir / "dead_letter.previous.jsonl"
-        path.replace(prev)
-        rows = [json.loads(line) for line in prev.read_text("utf-8").splitlines() if line.strip()]
+        write_jsonl(retrying, [{"request": r} for r in letters.values()])
+        live.unlink(missing_ok=True)                # new failures of this run go to a fresh file
         groups: dict[str, tuple[GenParams, list]] = {}
-        for r in rows:
-            req = r["request"]
+        for req in letters.values():
             p = GenParams(**req["params"])
             groups.setdefault(json.dumps(req["params"], sort_keys=True), (p, []))[1].append(req["messages"])
         recovered = 0
         for params, reqs in groups.values():
             res = self._run(reqs, params, "retrying dead letters")
             recovered += sum(c.finish_reason != "error" for c in res)
-        self.counts["dead_letter_retried"] += len(rows)
+        self.counts["dead_letter_retried"] += len(letters)
         self.counts["dead_letter_recovered"] += recovered
+        retrying.replace(self.out_dir / PREVIOUS_FILE)   # kept for inspection, never read again
 
     # ------------------------------------------------------------------ completions
 
@@ -131,8 +160,7 @@ class Session:
         c = dict(self.counts)
         c["retries"] = int(stats.get("retries", 0))
         c["http_attempts"] = int(stats.get("requests", 0)) if self.raw.name == "openai" else None
-        c["dead_lettered"] = sum(1 for line in open(self.out_dir / DEAD_LETTER_FILE)
-                                 if line.strip()) if (self.out_dir / DEAD_LETTER_FILE).exists() else 0
+        c["dead_lettered"] = sum(1 for _ in iter_log(self.out_dir / DEAD_LETTER_FILE))
         c["completion_tokens"] = int(stats.get("completion_tokens", 0))
         c["tokens_per_second"] = stats.get("tokens_per_second")
         c["seconds"] = round(time.perf_counter() - self.t0, 2)
