@@ -64,6 +64,9 @@ def test_two_process_ddp_matches_accumulation(tiny_model_dir, tmp_path):
     assert [round(lr, 6) for _, lr in lr_b] == [0.0, 0.005, 0.01, 0.005]
     assert schedule(tmp_path / "ddp") == schedule(tmp_path / "single")
     assert [r["step"] for r in log_rows(tmp_path / "ddp") if "eval_loss" in r] == [4]
+    # held-out loss gathered from both processes: the same token-weighted number
+    ev_a, ev_b = ([r["eval_loss"] for r in log_rows(tmp_path / k) if "eval_loss" in r] for k in ("ddp", "single"))
+    assert abs(ev_a[0] - ev_b[0]) < 1e-4, (ev_a, ev_b)
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == ["checkpoint-4"]
     a, b = losses(tmp_path / "ddp"), losses(tmp_path / "single")
     assert [s for s, _ in a] == [s for s, _ in b] == [1, 2, 3, 4]
