@@ -11,6 +11,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Iterable
 
+from .atomic import atomic_write_text
 from .redact import scrub_obj
 from .writers import _jsonable
 
@@ -64,5 +65,5 @@ def write_manifest(out_dir: str | Path, *, stage: str, inputs: Iterable[str | Pa
     path = out_dir / "manifest.json"
     # The command line and the config may carry a credential (a key in --base-url): scrubbed.
     text = json.dumps(scrub_obj(json.loads(json.dumps(manifest, default=_jsonable))), indent=2)
-    path.write_text(text + "\n")
+    atomic_write_text(path, text + "\n")
     return path

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from .atomic import atomic_open, atomic_path
 from .redact import registered, scrub
 from ..schema import Example
 
@@ -25,20 +25,15 @@ def _jsonable(v: Any) -> Any:
 
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
     """Write Examples, Rejected or plain dicts as JSONL; returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    # Per-process temporary name: two processes writing the same output (ranks of a
-    # distributed launch, a rerun beside a live run) each rename a complete file.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     clean = scrub if registered() else None       # a credential a backend read is never written
-    with open(tmp, "w", encoding="utf-8") as f:
+    # atomic: a killed run never leaves a half-written output, a failed one no temporary
+    with atomic_open(path, "w") as f:
         for r in rows:
             d = r.to_dict() if hasattr(r, "to_dict") else r
             line = json.dumps(d, ensure_ascii=False, default=_jsonable)
             f.write((clean(line) if clean else line) + "\n")
             n += 1
-    tmp.replace(path)  # atomic: a killed run never leaves a half-written output
     return n
 
 
@@ -57,8 +52,9 @@ def write_examples(path: str | Path, examples: Iterable[Example]) -> int:
         if any(e.tools for e in examples):
             for r, e in zip(rows, examples):
                 r["tools"] = json.dumps(e.tools, ensure_ascii=False) if e.tools else None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rows), path)
+        table = pa.Table.from_pylist(rows)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
         return len(rows)
     return write_jsonl(path, examples)
 
