@@ -247,8 +247,9 @@ def _encode_one(item, tokenizer, opts: LossOptions) -> tuple[ExampleLoss, Any]:
     from .chat import ExampleTooLong, NoSupervisedTokens, encode
 
     msgs, ex_id = _messages_and_id(item)
+    tools = item.tools if isinstance(item, Example) else item.get("tools") if isinstance(item, dict) else None
     try:
-        enc = encode(msgs, tokenizer, train_on=opts.train_on, template=opts.template,
+        enc = encode(msgs, tokenizer, tools=tools, train_on=opts.train_on, template=opts.template,
                      max_length=opts.max_length if opts.truncate else None)
     except ExampleTooLong as e:
         return _flagged(ex_id, "too_long", str(e)), None

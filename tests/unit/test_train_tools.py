@@ -69,3 +69,13 @@ def test_tiny_model_trains_on_tool_records(qwen3_tiny, tmp_path):
     assert losses and all(x == x for x in losses)
     kept = read_examples(tmp_path / "run" / "data" / "train.jsonl").examples     # written with tools
     assert kept[0].tools == TOOLS and kept[0].messages[1]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+def test_scoring_sees_the_tools_the_record_offers(qwen3_tiny):
+    from sftflow.nll import LossOptions, example_losses
+    from sftflow.models import load_model
+    model_dir, tok = qwen3_tiny
+    model = load_model(model_dir)
+    with_tools, without = record(1), Example(messages=record(1).messages)
+    a, b = example_losses(model, tok, [with_tools, without], LossOptions(train_on="last"))
+    assert a.n_tokens == b.n_tokens and a.length > b.length        # the tools block is in the context
