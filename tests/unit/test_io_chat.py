@@ -145,3 +145,29 @@ def test_broken_tool_records_name_file_line_field(tmp_path, msgs, message):
 def test_broken_tools_and_sharegpt_tool_turns(tmp_path, rec, message):
     with pytest.raises(RecordError, match=r"line 1: " + message):
         read_examples(write(tmp_path / "bad.jsonl", [rec]))
+
+
+def test_response_of_a_calling_turn_is_its_calls_and_reasoning_stays_apart():
+    msgs = json.loads(json.dumps(AGENT["messages"][:2]))
+    ex = Example(messages=msgs + [{"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                                  {"role": "assistant", "content": "Calling again.", "tool_calls": [CALL]}])
+    assert ex.response == 'Calling again.\n{"arguments": {"city": "Paris"}, "name": "get_weather"}'
+    assert Example(messages=msgs).response == '{"arguments": {"city": "Paris"}, "name": "get_weather"}'
+    assert Example(messages=msgs).reasoning == "I should call the tool."
+    assert "I should call" not in Example(messages=msgs).response
+
+
+def test_per_turn_expansion_keeps_a_group_that_splits_never_divide():
+    from sftflow.chat import expand_per_turn
+    from sftflow.splits import split_by_group
+    sources = [Example.from_dict(AGENT)] + [Example.single(f"Q{i}", f"A{i}") for i in range(20)]
+    pieces = [p for ex in sources for p in expand_per_turn(ex)]
+    agent = [p for p in pieces if p.metadata["source_id"] == sources[0].id]
+    assert [p.metadata["turn"] for p in agent] == [1, 3] and len({p.id for p in agent}) == 2
+    assert {p.metadata["group"] for p in agent} == {sources[0].id}
+    assert agent[0].messages == sources[0].messages[:2] and agent[0].tools == TOOLS
+    for seed in range(5):
+        s = split_by_group(pieces, validation=0.3, test=0.3, seed=seed)
+        homes = [name for name, rows in (("train", s.train), ("validation", s.validation), ("test", s.test))
+                 if any(r.metadata.get("source_id") == sources[0].id for r in rows)]
+        assert len(homes) == 1
