@@ -4,7 +4,8 @@ Layers, bottom to top:
 
 - core: the record type, config, I/O, models, chat rendering and masks, per-example
   losses, embeddings, diversity, task types, splits, intervals, errors, turn checks,
-  run costs, callable tools, LLM backends and the test server. Core imports core only.
+  run costs, callable tools, the execution engine (local or Ray), LLM backends and the
+  test server. Core imports core only.
 - stages, in pipeline order: generate, curate, select, train, evaluate, report. A stage
   imports core and the public names of *earlier* stages, never a later one.
 - ``sftflow.pipeline`` orchestrates the stages; nothing imports it but the CLI.
@@ -26,7 +27,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "sftflow"
 
 CORE = {"schema", "config", "io", "models", "chat", "nll", "embed", "diversity", "task_types", "splits",
-        "intervals", "errors", "turns", "costs", "tools", "backends", "testing", "data"}
+        "intervals", "errors", "turns", "costs", "tools", "engine", "backends", "testing", "data"}
 STAGES = ("generate", "curate", "select", "train", "evaluate", "report")
 ORCHESTRATOR = "pipeline"
 CLI = {"cli", "__main__", "data_commands"}
