@@ -259,7 +259,8 @@ def report(run: Run, res: TrainResult, seconds: float) -> None:
             {k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()}, indent=2) + "\n")
     if run.quiet:
         return
-    losses = [json.loads(l).get("loss") for l in res.log_path.read_text().splitlines() if l.strip()]
+    lines = res.log_path.read_text().splitlines() if res.log_path.exists() else []
+    losses = [json.loads(l).get("loss") for l in lines if l.strip()]
     losses = [x for x in losses if isinstance(x, (int, float))]
     console.print(summary_table([
         ("examples", f"{res.train_examples} train, {res.eval_examples} eval, {res.skipped} skipped"),
