@@ -42,6 +42,14 @@ CONVERSATIONS = {
         {"role": "assistant", "content": "Sunny."},
         {"role": "user", "content": "Thanks!"},
         {"role": "assistant", "content": "You are welcome."}],
+    "json_tool_result": [
+        {"role": "system", "content": "You check the weather."},
+        {"role": "user", "content": "Weather in Paris for 3 days?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_7", "type": "function", "function": {
+                "name": "get_weather", "arguments": '{"city": "Paris", "days": 3, "units": {"temp": "C"}}'}}]},
+        {"role": "tool", "tool_call_id": "call_7", "content": '{"forecast": ["sun", "rain", "sun"], "high": 21}'},
+        {"role": "assistant", "content": "Sun, rain, then sun; highs of 21C."}],
     "reasoning_last": [
         {"role": "user", "content": "What is 2+2?"},
         {"role": "assistant", "reasoning_content": "Add two and two.", "content": "It is 4."}],
@@ -56,7 +64,8 @@ CONVERSATIONS = {
         {"role": "tool", "tool_call_id": "call_1", "name": "get_weather", "content": "RESULT sunny"},
         {"role": "assistant", "reasoning_content": "Report it.", "content": "Sunny."}],
 }
-TOOL_CONVERSATIONS = ("tool_round_trip", "parallel_calls", "multi_turn_tools", "reasoning_with_tools")
+TOOL_CONVERSATIONS = ("tool_round_trip", "parallel_calls", "multi_turn_tools", "json_tool_result",
+                      "reasoning_with_tools")
 REASONING_CONVERSATIONS = ("reasoning_last", "reasoning_every_turn", "reasoning_with_tools")
 
 

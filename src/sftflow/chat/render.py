@@ -143,6 +143,16 @@ def turn_pieces(m: dict[str, Any], *, with_reasoning: bool = True) -> list[tuple
     return pieces
 
 
+def find_piece(text: str, piece: str, start: int = 0) -> tuple[int, int]:
+    """(start, end) of ``piece`` in ``text``, also as JSON-escaped text (Llama 3.1 and gpt-oss
+    write a tool result through ``tojson``); (-1, -1) when absent."""
+    for form in (piece, json.dumps(piece, ensure_ascii=False)[1:-1]):
+        at = text.find(form, start)
+        if at >= 0:
+            return at, at + len(form)
+    return -1, -1
+
+
 def missing_piece(text: str, messages: list[dict[str, Any]], tools) -> str | None:
     """The first piece of the record that ``text`` does not contain (None: all there).
 
@@ -150,7 +160,7 @@ def missing_piece(text: str, messages: list[dict[str, Any]], tools) -> str | Non
     design; whether the turn being trained shows it is checked per turn."""
     for i, m in enumerate(messages):
         for what, s in turn_pieces(m, with_reasoning=False):
-            if s not in text:
+            if find_piece(text, s)[0] < 0:
                 return f"messages[{i}].{what} ({s[:40]!r})"
     for k, t in enumerate(tools or []):
         name = t.get("function", t).get("name")

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .render import NO_THINKING, Form, TemplateCannotShow, TemplateError, render, turn_pieces
+from .render import NO_THINKING, Form, TemplateCannotShow, TemplateError, find_piece, render, turn_pieces
 
 _SENTINEL = "SFTFLOWSENTINEL7f3a"
 _SENTINEL_USER = "SFTFLOWSENTINELUSER9c1d"
@@ -94,12 +94,12 @@ def _data_end(text: str, start: int, m: dict[str, Any], i: int) -> int:
     """End of the turn's last piece in ``text`` (pieces searched from ``start``)."""
     end = start
     for what, piece in turn_pieces(m):
-        pos = text.find(piece, start)
+        pos, piece_end = find_piece(text, piece, start)
         if pos < 0:
             raise TemplateCannotShow(f"the chat template does not render {what} of assistant turn {i} "
                                 f"({piece[:40]!r}) when it is the turn being generated; its tokens cannot "
                                 "be supervised faithfully. Use a template that renders it")
-        end = max(end, pos + len(piece))
+        end = max(end, piece_end)
     return end
 
 
