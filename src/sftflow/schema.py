@@ -157,13 +157,13 @@ class Example:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Example":
+    def from_dict(cls, d: dict[str, Any]) -> Example:
         return cls(messages=d["messages"], metadata=dict(d.get("metadata") or {}),
                    id=d.get("id") or "", tools=d.get("tools"))
 
     @classmethod
     def single(cls, prompt: str, response: str, *, system: str | None = None,
-               metadata: dict[str, Any] | None = None) -> "Example":
+               metadata: dict[str, Any] | None = None) -> Example:
         msgs = [{"role": "system", "content": system}] if system else []
         msgs += [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
         return cls(messages=msgs, metadata=dict(metadata or {}))

@@ -3,12 +3,11 @@
 import io
 
 import pytest
+from _chat_families import CONVERSATIONS, TOOLS, family_tokenizer, templates_dir
 from rich.console import Console
 
 from sftflow.chat.inspect_view import show_inspection
 from sftflow.schema import Example
-
-from _chat_families import CONVERSATIONS, TOOLS, family_tokenizer, templates_dir
 
 pytest.importorskip("trl")
 

@@ -17,15 +17,13 @@ from __future__ import annotations
 import json
 import re
 
+import jinja2
 import pytest
+from _chat_families import CONVERSATIONS, TOOLS, family_tokenizer, matrix, supervised_runs, templates_dir, twin_of
 
-from sftflow.chat import (HistoryRewritten, TemplateCannotShow, TemplateError, encode, encode_many,
-                          encode_turns)
+from sftflow.chat import HistoryRewritten, TemplateCannotShow, TemplateError, encode, encode_many, encode_turns
 from sftflow.chat.render import string_leaves
 from sftflow.schema import Example
-
-from _chat_families import (CONVERSATIONS, TOOLS, family_tokenizer, matrix, supervised_runs,
-                            templates_dir, twin_of)
 
 trl = pytest.importorskip("trl")
 
@@ -126,10 +124,11 @@ def ours_per_turn(msgs, tok, tpl, tools):
 
 
 def twin_run(tok, twin, msgs, tools, k):
-    kw = dict(tools=tools, chat_template=twin, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    kw = {"tools": tools, "chat_template": twin, "tokenize": True, "return_dict": True,
+          "return_assistant_tokens_mask": True}
     try:
         out = tok.apply_chat_template(msgs, **kw)
-    except Exception:       # LLaVA-NeXT's twin reads content only as text parts
+    except jinja2.exceptions.UndefinedError:       # LLaVA-NeXT's twin reads content only as text parts
         out = tok.apply_chat_template([dict(m, content=[{"type": "text", "text": m["content"]}]) for m in msgs], **kw)
     return supervised_runs(out["input_ids"], out["assistant_masks"], tok, mask=True)[k]
 
@@ -199,8 +198,8 @@ def test_golden_qwen3_tool_loop_trains_calls_not_results(tokenizers):
     encs = encode_turns(msgs, tokenizers(name), tools=TOOLS, template=tpl)
     tok = tokenizers(name)
     assert [supervised_runs(e.input_ids, e.labels, tok) for e in encs] == [
-        ['<think>\nI need the tool.\n</think>\n\n<tool_call>\n{"name": "get_weather", "arguments": {"city": '
-         '"Paris"}}\n</tool_call><|im_end|>'],
+        [('<think>\nI need the tool.\n</think>\n\n<tool_call>\n{"name": "get_weather", "arguments": {"city": '
+          '"Paris"}}\n</tool_call><|im_end|>')],
         ["<think>\nReport it.\n</think>\n\nSunny.<|im_end|>"]]
     assert "RESULT sunny" in encs[1].text and "get_weather" in encs[1].text.split("<|im_start|>user")[0]
 
@@ -210,8 +209,8 @@ def test_golden_glm4_supervises_its_stop_tokens(tokenizers):
     tok, tpl = tokenizers(name), (templates_dir() / name).read_text()
     enc = encode(CONVERSATIONS["tool_round_trip"], tok, tools=TOOLS, template=tpl)
     assert supervised_runs(enc.input_ids, enc.labels, tok) == [
-        "\n<think></think>\n<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n"
-        "</tool_call><|observation|>", "\n<think></think>\nIt is sunny, 21C.<|user|>"]
+        ("\n<think></think>\n<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n"
+         "</tool_call><|observation|>"), "\n<think></think>\nIt is sunny, 21C.<|user|>"]
     assert enc.text.endswith("It is sunny, 21C.<|user|>")       # the template writes nothing there
 
 

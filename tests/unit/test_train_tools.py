@@ -2,8 +2,10 @@
 supervised tokens decode to exactly the calls, traces and answers."""
 
 import json
+import math
 
 import pytest
+from _chat_families import TOOLS, family_tokenizer, templates_dir
 
 from sftflow.chat import encode_many
 from sftflow.io import read_examples, write_examples
@@ -11,8 +13,6 @@ from sftflow.schema import Example
 from sftflow.train.collate import PadCollator
 from sftflow.train.config import TrainConfig
 from sftflow.train.sft import train
-
-from _chat_families import TOOLS, family_tokenizer, templates_dir
 
 pytest.importorskip("trl")
 CITIES = ["Paris", "Rome", "Oslo", "Lima", "Cairo", "Quito", "Hanoi", "Dakar"]
@@ -57,7 +57,7 @@ def test_batch_supervises_exactly_calls_reasoning_and_answers(qwen3_tiny):
 
 
 def test_tiny_model_trains_on_tool_records(qwen3_tiny, tmp_path):
-    model_dir, tok = qwen3_tiny
+    model_dir, _ = qwen3_tiny
     write_examples(tmp_path / "train.jsonl", [record(k) for k in range(12)])
     write_examples(tmp_path / "eval.jsonl", [record(k) for k in range(12, 16)])
     cfg = TrainConfig(model=model_dir, data=[str(tmp_path / "train.jsonl")], eval=[str(tmp_path / "eval.jsonl")],
@@ -66,14 +66,14 @@ def test_tiny_model_trains_on_tool_records(qwen3_tiny, tmp_path):
     assert res.steps == 3
     losses = [json.loads(l)["loss"] for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
               if "loss" in json.loads(l)]
-    assert losses and all(x == x for x in losses)
+    assert losses and all(math.isfinite(x) for x in losses)
     kept = read_examples(tmp_path / "run" / "data" / "train.jsonl").examples     # written with tools
     assert kept[0].tools == TOOLS and kept[0].messages[1]["tool_calls"][0]["function"]["name"] == "get_weather"
 
 
 def test_scoring_sees_the_tools_the_record_offers(qwen3_tiny):
-    from sftflow.nll import LossOptions, example_losses
     from sftflow.models import load_model
+    from sftflow.nll import LossOptions, example_losses
     model_dir, tok = qwen3_tiny
     model = load_model(model_dir)
     with_tools, without = record(1), Example(messages=record(1).messages)

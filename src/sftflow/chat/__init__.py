@@ -6,6 +6,6 @@ from .fallbacks import FALLBACK_TEMPLATES
 from .render import EncodeError, TemplateCannotShow, TemplateError, render, resolve_template
 from .spans import HistoryRewritten
 
-__all__ = ["IGNORE_INDEX", "EncodeError", "Encoded", "ExampleTooLong", "HistoryRewritten", "NoSupervisedTokens",
-           "TemplateCannotShow", "TemplateError", "assistant_spans", "encode", "encode_many", "encode_turns", "expand_per_turn",
-           "render", "resolve_template", "FALLBACK_TEMPLATES"]
+__all__ = ["FALLBACK_TEMPLATES", "IGNORE_INDEX", "EncodeError", "Encoded", "ExampleTooLong", "HistoryRewritten",
+           "NoSupervisedTokens", "TemplateCannotShow", "TemplateError", "assistant_spans", "encode",
+           "encode_many", "encode_turns", "expand_per_turn", "render", "resolve_template"]

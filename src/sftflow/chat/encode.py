@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..schema import RecordError, validate_messages
-from .render import EncodeError, TemplateError, choose_form, render, resolve_template
+from .render import EncodeError, TemplateError, choose_form, resolve_template
 from .spans import HistoryRewritten, Renderer, turn_span
 
 TrainOn = Literal["assistant", "last", "all"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -90,8 +90,8 @@ def _count_trained_kinds(enc, tokenizer, spans, stats: dict) -> None:
 
 
 def show_inspection(examples, tok, *, n: int = 3, train_on: str = "assistant",
-                    max_length: Optional[int] = None, template: Optional[str] = None,
-                    console: Optional[Console] = None, color: Optional[bool] = None) -> dict:
+                    max_length: int | None = None, template: str | None = None,
+                    console: Console | None = None, color: bool | None = None) -> dict:
     """Print the first `n` examples with trained tokens marked, then a statistics table.
 
     Examples that cannot be trained on (too long, nothing supervised) are counted as skipped;

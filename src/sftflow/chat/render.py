@@ -74,7 +74,7 @@ def render(tokenizer, messages: list[dict[str, Any]], template: str, *,
         return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, tools=tools,
                                              add_generation_prompt=add_generation_prompt,
                                              **(template_vars or {}))
-    except Exception as e:  # jinja errors raised by the template itself ("System role not supported")
+    except Exception as e:  # noqa: BLE001 - jinja errors raised by the template itself ("System role not supported")
         raise TemplateError(f"chat template failed to render: {type(e).__name__}: {e}") from None
 
 

@@ -34,6 +34,8 @@ For assistant turn *i* (all offsets in characters):
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from .render import NO_THINKING, Form, TemplateCannotShow, TemplateError, find_piece, render, turn_pieces
@@ -66,6 +68,7 @@ class Renderer:
 
     def __init__(self, tokenizer, messages: list[dict[str, Any]], template: str, form: Form, tools):
         self.tok, self.msgs, self.tpl, self.form, self.tools = tokenizer, messages, template, form, tools
+        self._bare: bool | None = None
 
     def __call__(self, messages, *, gen: bool = False, thinking: bool = True) -> str:
         return render(self.tok, self.form.turns(messages), self.tpl, add_generation_prompt=gen,
@@ -73,7 +76,7 @@ class Renderer:
 
     def closes_with_nothing(self, i: int) -> bool:
         """Does the template write nothing (but whitespace) after a final assistant turn?"""
-        if not hasattr(self, "_bare"):
+        if self._bare is None:
             probe = self(self.msgs[:i] + [{"role": "assistant", "content": _SENTINEL}])
             self._bare = not probe[probe.rindex(_SENTINEL) + len(_SENTINEL):].strip()
         return self._bare
@@ -97,8 +100,8 @@ def _data_end(text: str, start: int, m: dict[str, Any], i: int) -> int:
         pos, piece_end = find_piece(text, piece, start)
         if pos < 0:
             raise TemplateCannotShow(f"the chat template does not render {what} of assistant turn {i} "
-                                f"({piece[:40]!r}) when it is the turn being generated; its tokens cannot "
-                                "be supervised faithfully. Use a template that renders it")
+                                     f"({piece[:40]!r}) when it is the turn being generated; its tokens "
+                                     "cannot be supervised faithfully. Use a template that renders it")
         end = max(end, piece_end)
     return end
 
@@ -140,10 +143,8 @@ def stop_token_ids(tokenizer) -> set[int]:
     ids = {tokenizer.eos_token_id} - {None}
     path = getattr(tokenizer, "name_or_path", "") or ""
     try:
-        from pathlib import Path
         cfg = Path(path) / "generation_config.json"
         if cfg.is_file():
-            import json
             eos = json.loads(cfg.read_text()).get("eos_token_id")
             ids |= set(eos if isinstance(eos, list) else [eos]) - {None}
     except (OSError, ValueError):       # no readable config: the tokenizer's EOS alone
@@ -156,7 +157,7 @@ def _closing(closing: str, after: str) -> str:
     cut = common_prefix_len(closing, after)
     if cut < len(closing):
         ws = max(closing.rfind(c, 0, cut) for c in " \n\t")
-        cut = ws if ws >= 0 else 0
+        cut = max(ws, 0)
     return closing[:cut].rstrip()
 
 
@@ -173,12 +174,14 @@ def turn_span(r: Renderer, full: str, i: int) -> tuple[str, int, int]:
         if built is None:
             at = common_prefix_len(gp, last)
             if "</think>" in gp[at:] and r.msgs[i].get("reasoning_content"):
-                raise TemplateCannotShow(f"the generation prompt closes an empty think block ({gp[at:]!r}) but turn {i} "
-                                    "has reasoning_content: this template is for answers without reasoning")
+                raise TemplateCannotShow(f"the generation prompt closes an empty think block ({gp[at:]!r}) but "
+                                         f"turn {i} has reasoning_content: this template is for answers "
+                                         "without reasoning")
             raise TemplateError(
                 f"chat template is not prefix-stable at turn {i} (assistant): the prompt rendered with the "
                 f"generation prompt diverges from the conversation at character {at} ({gp[at:at + 30]!r} vs "
                 f"{last[at:at + 30]!r}); training on this rendering would not match inference")
+        _data_end(built, len(gp), r.msgs[i], i)          # the built turn holds every piece
         return built, len(gp), len(built.rstrip())
     start = len(gp)
     data_end = _data_end(last, start, r.msgs[i], i)
