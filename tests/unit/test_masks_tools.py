@@ -277,3 +277,20 @@ def test_tools_reach_the_template_from_the_record(tokenizers):
     assert "Weather for a city" in enc.text                          # the tools block is rendered ...
     assert all("Weather for a city" not in r for r in supervised_runs(enc.input_ids, enc.labels, tok))
     assert re.search(r"<tools>", enc.text)
+
+
+def test_raw_openai_messages_with_json_string_arguments_and_null_content(tokenizers):
+    import sftflow
+    name = "qwen2_5.jinja"
+    tok, tpl = tokenizers(name), (templates_dir() / name).read_text()
+    raw = [{"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]},
+           {"role": "assistant", "content": None, "tool_calls": [
+               {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+           {"role": "tool", "tool_call_id": "a", "content": "cold"},
+           {"role": "assistant", "content": "Cold."}]
+    enc = sftflow.encode(raw, tok, tools=TOOLS, template=tpl)
+    assert supervised_runs(enc.input_ids, enc.labels, tok) == [
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call><|im_end|>',
+        "Cold.<|im_end|>"]
+    last = sftflow.encode(raw, tok, tools=TOOLS, template=tpl, train_on="last")
+    assert supervised_runs(last.input_ids, last.labels, tok) == ["Cold.<|im_end|>"]
