@@ -37,6 +37,7 @@ never by comparing with the pad id: SmolLM2's pad token *is* its ``<|im_end|>``.
 
 from __future__ import annotations
 
+import bisect
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -118,15 +119,25 @@ def _tokenize(text: str, tokenizer, cut: int | None = None) -> tuple[list[int], 
     return ids_a + ids_b, off_a + [(s + cut, e + cut) for s, e in off_b]
 
 
+def _token_at(offsets, starts: list[int], pos: int) -> int | None:
+    """Index of the token whose characters run across ``pos`` (start < pos < end), if any."""
+    k = bisect.bisect_right(starts, pos - 1) - 1
+    while k >= 0 and offsets[k][1] <= offsets[k][0]:     # zero-width tokens hold no text
+        k -= 1
+    return k if k >= 0 and offsets[k][0] < pos < offsets[k][1] else None
+
+
 def _straddle(text: str, offsets, spans) -> tuple[int, str, int, int] | None:
     """(span index, 'start'|'end', token start, token end) of the first token that crosses a
     span edge with text of consequence on both sides; None when there is none."""
-    for s, e in offsets:
-        for n, (a, b) in enumerate(spans):
-            if s < a < e:
-                return n, "start", s, e
-            if s < b < e and text[b:e].strip():
-                return n, "end", s, e
+    starts = [s for s, _ in offsets]
+    for n, (a, b) in enumerate(spans):
+        k = _token_at(offsets, starts, a)
+        if k is not None:
+            return n, "start", *offsets[k]
+        k = _token_at(offsets, starts, b)
+        if k is not None and text[b:offsets[k][1]].strip():
+            return n, "end", *offsets[k]
     return None
 
 
@@ -152,9 +163,12 @@ def _tokenize_with_labels(text: str, spans, tokenizer, turns: list[int] | None =
                             "model writes and text it does not, so it can be neither trained nor left out "
                             "exactly. Use a template whose turns end at a token boundary (a special token)")
     labels = [IGNORE_INDEX] * len(ids)
-    for k, (s, e) in enumerate(offsets):
-        if e > s and any(s < b and e > a for a, b in spans):
-            labels[k] = ids[k]
+    starts = [s for s, _ in offsets]
+    for a, b in spans:                          # tokens overlapping [a, b): start < b and end > a
+        for k in range(max(bisect.bisect_right(starts, a) - 1, 0), bisect.bisect_left(starts, b)):
+            s, e = offsets[k]
+            if e > s and s < b and e > a:
+                labels[k] = ids[k]
     return ids, labels
 
 
