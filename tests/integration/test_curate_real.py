@@ -69,7 +69,8 @@ def test_t0_templates_of_one_source_are_near_duplicates(shared_data, pair):
 
 def test_default_curate_on_t0_explains_every_removal(shared_data, smol_tokenizer, tmp_path):
     files = sorted((shared_data / "t0-sample").glob("*.jsonl"))
-    res = curate(files, tmp_path, CurateConfig(stats_embed="tfidf"), tokenizer=smol_tokenizer, progress=False)
+    res = curate(files, tmp_path, CurateConfig(stats_embed="tfidf", stats_tasks="keywords"), tokenizer=smol_tokenizer,
+                 progress=False)
     n_in = sum(len(f.read_text(encoding="utf-8").splitlines()) for f in files)
     kept = (tmp_path / "kept.jsonl").read_text().splitlines()
     rej = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..config import StrictModel, closest
+from ..engine import EngineConfig
 
 TextField = Literal["prompt", "response", "conversation"]
 ShortKind = Literal["yes_no", "option", "number", "label", "span", "title", "summary", "short_request"]
@@ -229,6 +230,9 @@ class CurateConfig(StrictModel):
                              "both places, or give it a new id with a note")
     stats: bool = True
     plots: bool = True
+    stats_tasks: Literal["sbert", "tfidf", "keywords"] = Field(
+        "sbert", description="task types in stats: nearest labelled prototype by all-MiniLM-L6-v2 (offline), "
+                             "by TF-IDF (no model), or the keyword heuristic")
     stats_embed: Literal["tfidf", "sbert", "none"] = Field(
         "tfidf", description="embedding for the cluster view of task diversity in stats")
     empty: EmptyParams = Field(default_factory=EmptyParams)
@@ -245,6 +249,7 @@ class CurateConfig(StrictModel):
     semantic_dedup: SemanticDedupParams = Field(default_factory=SemanticDedupParams)
     diversity: DiversityParams = Field(default_factory=DiversityParams)
     leakage: LeakageParams = Field(default_factory=LeakageParams)
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="where the steps run")
 
     @field_validator("steps")
     @classmethod

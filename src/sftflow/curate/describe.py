@@ -22,7 +22,7 @@ from .config import RefusalParams
 from .minhash import near_duplicates, normalize_text
 from .diversity import one_pass_cluster
 from .filters import RefusalFilter
-from ..task_types import TASK_RULES, task_type
+from ..task_types import classify_task_types, task_type_names
 
 DEDUP_STEPS = ("exact_dedup", "near_dedup", "semantic_dedup")
 
@@ -77,7 +77,7 @@ def token_lengths(examples: list[Example], tokenizer=None, model: str | None = N
 def compute_stats(examples: list[Example], *, tokenizer=None, model: str | None = None,
                   funnel: list[dict[str, Any]] | None = None, embed_method: str = "tfidf",
                   cluster_threshold: float = 0.5, cluster_sample: int = 5000, seed: int = 0,
-                  near_dup_threshold: float = 0.7) -> dict[str, Any]:
+                  near_dup_threshold: float = 0.7, task_method: str = "sbert") -> dict[str, Any]:
     n = len(examples)
     stats: dict[str, Any] = {"records": n}
     stats["sources"] = dict(Counter(str(ex.metadata.get("_source", "unknown")) for ex in examples).most_common())
@@ -87,11 +87,13 @@ def compute_stats(examples: list[Example], *, tokenizer=None, model: str | None 
     inst, resp = token_lengths(examples, tokenizer, model)
     stats["instruction_tokens"] = distribution(inst)
     stats["response_tokens"] = distribution(resp)
-    tasks = Counter(task_type(ex.prompt) for ex in examples)
+    # Nearest labelled prototype (sftflow.task_types; accuracy on T0 measured in its test).
+    tasks = Counter(classify_task_types([ex.prompt for ex in examples], method=task_method))
     ent = shannon_entropy(tasks)
     stats["task_types"] = dict(tasks.most_common())
+    stats["task_type_method"] = task_method
     stats["task_entropy_bits"] = round(ent, 4)
-    stats["task_entropy_normalised"] = round(ent / math.log2(len(TASK_RULES) + 1), 4)
+    stats["task_entropy_normalised"] = round(ent / math.log2(len(task_type_names())), 4)
     stats["multi_turn_share"] = round(sum(ex.is_multi_turn for ex in examples) / n, 4)
     refusal = RefusalFilter(RefusalParams())
     stats["refusal_share"] = round(sum(refusal.measure(ex)["flagged"] for ex in examples) / n, 4)

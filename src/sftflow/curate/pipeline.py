@@ -107,6 +107,9 @@ def curate(inputs: list[str | Path], out_dir: str | Path, cfg: CurateConfig | No
         cfg.leakage.eval = [str(p) for p in eval_paths]
         if "leakage" not in cfg.steps:
             cfg.steps = ["leakage"] + list(cfg.steps)
+    if cfg.engine.kind == "ray":
+        from .ray_curate import curate_on_ray
+        return curate_on_ray(inputs, out, cfg, fmt=fmt, model=model, tokenizer=tokenizer, progress=progress)
     read = read_examples([Path(p) for p in inputs], fmt, skip_invalid=True)
     evals = read_examples(cfg.leakage.eval).examples if "leakage" in cfg.steps and cfg.leakage.eval else None
     steps = build_steps(cfg, model=model, tokenizer=tokenizer, evals=evals,
@@ -134,7 +137,8 @@ def write_outputs(result: CurateResult, out: Path, cfg: CurateConfig, *, inputs:
     if cfg.stats:
         from .describe import compute_stats, print_summary, write_stats
         result.stats = compute_stats(result.kept, tokenizer=tokenizer, model=cfg.model or model,
-                                     funnel=result.funnel, embed_method=cfg.stats_embed)
+                                     funnel=result.funnel, embed_method=cfg.stats_embed,
+                                     task_method=cfg.stats_tasks)
         write_stats(result.stats, out, plots=cfg.plots)
         if progress:
             print_summary(result.stats)
