@@ -22,6 +22,15 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.sftflow-setup-*
   touch "$stamp"
 fi
+if [ "${SFTFLOW_TEST_DEPS:-0}" = "1" ]; then
+  # The tests run the Ray engine of the data stages: the ray extra, once per dependency list.
+  ray_stamp="$VENV/.sftflow-ray-$(sha256sum pyproject.toml | cut -c1-16)"
+  if [ ! -f "$ray_stamp" ]; then
+    $PIP install -e ".[ray]"
+    rm -f "$VENV"/.sftflow-ray-*
+    touch "$ray_stamp"
+  fi
+fi
 if [ "${SFTFLOW_TEST_DEPS:-0}" = "1" ] && [ -x scripts/install_test_deps.sh ]; then
   scripts/install_test_deps.sh
 fi

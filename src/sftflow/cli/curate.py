@@ -9,11 +9,11 @@ import typer
 
 from ..config import ConfigError
 from ..curate.config import CurateConfig, LeakageParams
-from .flags import config_flags, with_flags
+from .flags import ENGINE_NAMES, config_flags, with_flags
 from .options import QUIET, config_option, model_option, out_option, set_option, stage_config
 
 # Every step's parameters, as --STEP-PARAM (e.g. --near-dedup-threshold 0.8).
-CURATE_FLAGS = config_flags(CurateConfig)
+CURATE_FLAGS = config_flags(CurateConfig, names=ENGINE_NAMES)
 LEAK_FLAGS = config_flags(LeakageParams, names={"eval": ("--eval",)})
 
 

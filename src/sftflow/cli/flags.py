@@ -25,6 +25,8 @@ from pydantic import BaseModel
 from ..config import parse_value
 
 SIMPLE = (str, int, float)
+# The engine section's short names, shared by every data stage's verb.
+ENGINE_NAMES = {"engine.kind": ("--engine", "--engine-kind"), "engine.address": ("--ray-address", "--engine-address")}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import typer
 from ..config import validate
 from ..generate.config import (BackendConfig, BacktranslateConfig, GenerateConfig, RewriteConfig,
                                SelfInstructConfig, ValidationConfig)
-from .flags import config_flags, in_section, with_flags
+from .flags import ENGINE_NAMES, config_flags, in_section, with_flags
 from .options import out_option
 
 OUT = out_option(help="output folder (records, rejects, dead letters, cache, manifest)")
@@ -23,8 +23,8 @@ INPUT_IS_ARGUMENT = {"input": "the INPUT argument"}
 # The backend group, declared once for the four verbs.
 BACKEND_FLAGS = in_section(config_flags(BackendConfig, names={"kind": ("--backend",)}), "backend")
 COMMON_FLAGS = config_flags(
-    GenerateConfig, only=("seed", "show_progress"),
-    names={"show_progress": ("--show-progress", "--quiet")}) + BACKEND_FLAGS
+    GenerateConfig, only=("seed", "show_progress", "engine"),
+    names={"show_progress": ("--show-progress", "--quiet"), **ENGINE_NAMES}) + BACKEND_FLAGS
 # Method-specific sections; a verb leaves out what only the other rewrite method reads.
 SELF_INSTRUCT_FLAGS = in_section(config_flags(SelfInstructConfig), "self_instruct")
 VALIDATION_FLAGS = in_section(config_flags(ValidationConfig, names={"embed_method": ("--embed",)}),

@@ -9,12 +9,13 @@ import typer
 
 from ..config import ConfigError
 from ..select.config import NoveltyConfig, QualityConfig, ScoreConfig, SelectConfig, SelectionConfig
-from .flags import config_flags, in_section, with_flags
+from .flags import ENGINE_NAMES, config_flags, in_section, with_flags
 from .options import QUIET, config_option, out_option, set_option, stage_config
 
 SCORE_FLAGS = (
     in_section(config_flags(ScoreConfig, names={"embedding_method": ("--embed", "--embedding-method"),
-                                                "use_cache": ("--use-cache", "--no-cache")}), "score")
+                                                "use_cache": ("--use-cache", "--no-cache"),
+                                                **ENGINE_NAMES}), "score")
     # Novelty against a curated set, and a quality model: sections of their own.
     + in_section(config_flags(NoveltyConfig, names={"curated": ("--curated",)}, prefix="novelty-"), "novelty")
     + in_section(config_flags(QualityConfig, skip={"judge": "an LLM labeller is configured in --config "

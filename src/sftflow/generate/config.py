@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ..config import StrictModel
+from ..engine import EngineConfig
 from .instruction_checks import BLACKLIST
 
 Method = Literal["self-instruct", "paraphrase", "roundtrip", "backtranslate"]
@@ -93,3 +94,4 @@ class GenerateConfig(StrictModel):
     rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
     backtranslate: BacktranslateConfig = Field(default_factory=BacktranslateConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="where the backend runs")

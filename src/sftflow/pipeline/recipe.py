@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import StrictModel, dump_yaml, load_config
 from ..costs import CostSection, Ledger
+from ..engine import EngineConfig
 from ..io import load_examples, read_examples, write_examples, write_manifest, write_rejected
 from ..models import DEFAULT_MODEL
 from ..splits import check_test_unseen, split_by_group
@@ -60,6 +61,17 @@ class Recipe(StrictModel):
     eval: EvalConfig | None = None
     report: ReportConfig | None = None
     cost: CostSection | None = Field(None, description="prices; costs.json and metrics.json then state the cost")
+    engine: EngineConfig | None = Field(None, description="where the data stages run (generate, curate, "
+                                                          "select's scoring); a stage's own engine wins")
+
+    @model_validator(mode="after")
+    def _run_engine_to_stages(self):
+        # The run's engine goes to each data stage that does not name its own.
+        if self.engine is not None:
+            for section in (self.generate, self.curate, self.select and self.select.score):
+                if section is not None and "engine" not in section.model_fields_set:
+                    section.engine = self.engine.model_copy()
+        return self
 
 
 # stage name -> "module:function"; each function is run_stage(cfg, state) -> None.

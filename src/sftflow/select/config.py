@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..config import StrictModel
+from ..engine import EngineConfig
 
 ScoreName = Literal["ppl", "ifd", "option_probs", "embedding"]
 
@@ -26,6 +27,7 @@ class ScoreConfig(StrictModel):
     embedder: str | None = Field(None, description="sentence-transformers model [all-MiniLM-L6-v2]")
     embedding_method: Literal["sbert", "tfidf"] = "sbert"
     inline_embeddings: bool = Field(False, description="store vectors in the records, not a sidecar .npy")
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="where the scoring runs")
 
 
 class NoveltyConfig(StrictModel):

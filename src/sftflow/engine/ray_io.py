@@ -1,0 +1,106 @@
+"""Records in and out of Ray Datasets, with the local reader's rules and errors.
+
+A dataset row is ``{order, rec}``: ``rec`` is the record as JSON text (its metadata is
+free-form, which an Arrow schema would have to guess per shard), ``order`` is
+``file_no << 40 | line``, the position the local reader would have given it. Sorting
+on ``order`` restores the local order, so outputs written from Ray are line for line the
+files a local run writes.
+
+Inputs: files, folders of shards (``*.jsonl``/``*.parquet``; a ``datasets``
+``save_to_disk`` folder stays one input) and globs. One read task per file runs the
+local reader on it (``iter_examples``: the same format detection, checks and messages),
+so a folder of N shards is read N ways in parallel. Unreadable records come back as
+``Rejected`` entries from step ``read``, as locally.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..io import Rejected, iter_examples
+from ..schema import Example
+
+LINE_BITS = 40                      # lines per file below 2^40; files below 2^23
+SHARD_SUFFIXES = (".jsonl", ".ndjson", ".parquet", ".json", ".csv")
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files in the order the local reader would read them: globs sorted, shard folders listed."""
+    out: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        if any(c in text for c in "*?["):
+            matches = sorted(glob.glob(text))
+            if not matches:
+                raise FileNotFoundError(f"{text}: no file matches")
+            out.extend(Path(m) for m in matches)
+            continue
+        p = Path(text)
+        is_datasets_folder = p.is_dir() and ((p / "dataset_info.json").exists() or (p / "state.json").exists())
+        if p.is_dir() and not is_datasets_folder:
+            shards = sorted(q for q in p.iterdir() if q.suffix.lower() in SHARD_SUFFIXES)
+            if not shards:
+                raise FileNotFoundError(f"{p}: a folder without .jsonl or .parquet shards")
+            out.extend(shards)
+        else:
+            out.append(p)
+    return out
+
+
+def _read_one(row: dict[str, Any], fmt: str, duplicate_ids: str) -> list[dict[str, Any]]:
+    """Every record of one file, as rows; unreadable ones as rows with ``rej`` set."""
+    file_no, path = int(row["file_no"]), Path(row["path"])
+    rejected: list[Rejected] = []
+    rows = []
+    for n, ex in enumerate(iter_examples(path, fmt, skip_invalid=True, rejected=rejected,
+                                         duplicate_ids=duplicate_ids)):
+        rows.append({"order": (file_no << LINE_BITS) | n, "rec": json.dumps(ex.to_dict()), "rej": ""})
+    # A reject's place: its own line, so read rejects keep the local reader's order too.
+    for r in rejected:
+        rows.append({"order": (file_no << LINE_BITS) | (r.line or 0), "rec": "",
+                     "rej": json.dumps(rejected_to_row(r))})
+    return rows
+
+
+def rejected_to_row(r: Rejected) -> dict[str, Any]:
+    return {"record": r.record, "step": r.step, "reason": r.reason, "value": r.value,
+            "source": r.source, "line": r.line}
+
+
+def row_to_rejected(d: dict[str, Any]) -> Rejected:
+    return Rejected(record=d["record"], step=d["step"], reason=d["reason"], value=d.get("value"),
+                    source=d.get("source"), line=d.get("line"))
+
+
+def read_dataset(ray, inputs: Iterable[str | Path], fmt: str = "auto", *,
+                 duplicate_ids: str = "error") -> tuple[Any, list[Rejected]]:
+    """(dataset of ``{order, rec}`` rows, read rejects in local order) for ``inputs``."""
+    files = expand_inputs(inputs)
+    if len(files) >= 1 << (63 - LINE_BITS):
+        raise ValueError(f"{len(files)} input files: merge shards below {1 << (63 - LINE_BITS)}")
+    items = [{"file_no": i, "path": str(p)} for i, p in enumerate(files)]
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    # Line numbers restart per file; record positions (n) are per file too. The local
+    # reader numbers examples continuously, which ``order`` preserves as a sort key.
+    ds = ds.flat_map(_read_one, fn_kwargs={"fmt": fmt, "duplicate_ids": duplicate_ids}).materialize()
+    rej_rows = sorted(ds.filter(lambda r: r["rej"] != "").take_all(), key=lambda r: r["order"])
+    rejected = [row_to_rejected(json.loads(r["rej"])) for r in rej_rows]
+    records = ds.filter(lambda r: r["rej"] == "").drop_columns(["rej"]).materialize()
+    return records, rejected
+
+
+def examples_of(batch: dict[str, Any]) -> list[Example]:
+    return [Example.from_dict(json.loads(t)) for t in batch["rec"]]
+
+
+def encode_examples(examples: list[Example]) -> list[str]:
+    return [json.dumps(ex.to_dict()) for ex in examples]
+
+
+def gather_sorted(ds) -> list[dict[str, Any]]:
+    """Rows of ``ds`` on this process in ``order``. Sorted here, not with ``Dataset.sort``:
+    what is gathered fits this process anyway, and a distributed sort costs a shuffle."""
+    return sorted(ds.take_all(), key=lambda r: r["order"])

@@ -1,0 +1,107 @@
+"""curate on a 2-CPU Ray cluster writes the files a local run writes, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from ray_pool import pool, write_shards  # noqa: E402
+
+from sftflow.curate.config import CurateConfig  # noqa: E402
+from sftflow.curate.pipeline import curate  # noqa: E402
+from sftflow.engine import EngineConfig  # noqa: E402
+
+STEPS = ["empty", "truncation", "refusal", "exact_dedup", "near_dedup"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return write_shards(pool(), tmp_path_factory.mktemp("pool"), shards=3)
+
+
+def _config(engine: str, **near) -> CurateConfig:
+    return CurateConfig(steps=STEPS, stats=False, plots=False, refusal={"drop": True},
+                        near_dedup={"threshold": 0.6, **near},
+                        engine=EngineConfig(kind=engine, batch_size=64))
+
+
+def _run(shards, out, engine: str, **near):
+    return curate(shards, out, _config(engine, **near), progress=False)
+
+
+def _counts(out):
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    for s in counts["steps"]:
+        s.pop("seconds")
+    return counts
+
+
+@pytest.mark.parametrize("keep", ["first", "longest_response"])
+def test_ray_curate_writes_the_local_files(cluster, shards, tmp_path, keep):
+    local = _run(shards, tmp_path / "local", "local", keep=keep)
+    on_ray = _run(shards, tmp_path / "ray", "ray", keep=keep)
+    by_step = {s["step"]: s["rejected"] for s in _counts(tmp_path / "local")["steps"]}
+    # The pool exercises every kind of removal, including near-dup chains.
+    assert by_step["exact_dedup"] > 0 and by_step["near_dedup"] > 0 and by_step["refusal"] > 0
+    assert any("group" in r.reason for r in local.rejected)
+    assert [e.id for e in on_ray.kept] == [e.id for e in local.kept]
+    for name in ("kept.jsonl", "rejected.jsonl"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    assert _counts(tmp_path / "ray") == _counts(tmp_path / "local")
+    assert len(on_ray.kept) + len(on_ray.rejected) == on_ray.n_input
+
+
+def test_ray_curate_reads_a_bad_line_as_a_read_reject(cluster, shards, tmp_path):
+    bad = shards[0].parent / "bad"
+    bad.mkdir(exist_ok=True)
+    (bad / "part-00000.jsonl").write_text(shards[0].read_text() + "{not json\n")
+    (bad / "part-00001.jsonl").write_text(shards[1].read_text())
+    # The local reader takes the files; the Ray one the folder of shards (or a glob).
+    local = _run(sorted(bad.glob("*.jsonl")), tmp_path / "local", "local")
+    on_ray = _run([bad], tmp_path / "ray", "ray")
+    assert [r.reason for r in on_ray.rejected if r.step == "read"] == \
+        [r.reason for r in local.rejected if r.step == "read"]
+    assert (tmp_path / "ray" / "rejected.jsonl").read_bytes() == (tmp_path / "local" / "rejected.jsonl").read_bytes()
+
+
+def test_local_curate_does_not_import_ray(shards, tmp_path):
+    code = ("import sys; from sftflow.curate.pipeline import curate; from sftflow.curate.config import "
+            f"CurateConfig; curate({[str(p) for p in shards]!r}, {str(tmp_path)!r}, "
+            "CurateConfig(stats=False, plots=False, steps=['empty', 'exact_dedup', 'near_dedup']), "
+            "progress=False); assert 'ray' not in sys.modules, 'ray was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_engine_flags_reach_the_curate_config(cluster, shards, tmp_path):
+    from typer.testing import CliRunner
+
+    from sftflow.cli import app
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(app, ["curate", *map(str, shards), "-o", str(out), "--engine", "ray",
+                                   "--engine-batch-size", "64", "--no-stats", "--no-plots", "--quiet",
+                                   "--set", "steps=[empty,exact_dedup]"])
+    assert res.exit_code == 0, res.output
+    engine = json.loads((out / "manifest.json").read_text())["config"]["engine"]
+    assert engine["kind"] == "ray" and engine["batch_size"] == 64
+
+
+def test_a_recipe_engine_reaches_every_data_stage_unless_a_stage_names_its_own():
+    from sftflow.pipeline.recipe import Recipe
+    r = Recipe(engine={"kind": "ray", "address": "auto"}, curate={}, generate={},
+               select={"score": {"engine": {"kind": "local"}}})
+    assert r.curate.engine.kind == "ray" and r.curate.engine.address == "auto"
+    assert r.generate.engine.kind == "ray"
+    assert r.select.score.engine.kind == "local"
+    assert Recipe(curate={}).curate.engine.kind == "local"
