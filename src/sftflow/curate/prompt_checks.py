@@ -25,9 +25,13 @@ from .config import EchoParams, LanguageParams, RestatedParams
 from .steps import Decision, Filter
 from .text import content_words, words
 
+# Verbs that ask for the text back; the ambiguous ones ("correct", "copy", "format") only
+# as a command with an object ("correct the grammar", not "a correct answer").
 _ASKS_FOR_TEXT_BACK = re.compile(
-    r"\b(rewrite|re-write|rephrase|paraphrase|correct|fix|edit|proofread|improve|format|convert|"
-    r"repeat|copy|punctuat\w*|capitali[sz]\w*|spell\w*|normali[sz]e|clean up|reorder|sort|echo)\b", re.I)
+    r"\b(rewrite|re-write|rephrase|paraphrase|proofread|reword|repeat after)\b"
+    r"|\b(correct|fix|edit|improve|format|convert|repeat|copy|clean up|normali[sz]e|capitali[sz]e|"
+    r"punctuate|spell-check|sort|reorder|echo)\s+(the|this|these|that|it|my|our|your|following|each|all|"
+    r"every|any)\b", re.I)
 _TRANSLATE = re.compile(r"\b(translat\w*|in (english|french|german|spanish|italian|portuguese|dutch|"
                         r"chinese|japanese|korean|russian|arabic|hindi)|into \w+)\b", re.I)
 
