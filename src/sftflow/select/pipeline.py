@@ -55,7 +55,10 @@ def score_examples(examples: list[Example], cfg: ScoreConfig, *, model: str | No
     """Model scores and embeddings into metadata["scores"]; returns counts and timings."""
     report: dict[str, Any] = {}
     kinds = [k for k in cfg.scores if k in MODEL_SCORES]
-    if kinds:
+    if kinds and cfg.engine.kind == "ray":
+        from .ray_score import score_on_ray
+        report.update(score_on_ray(examples, cfg, model=model))
+    elif kinds:
         t = time.perf_counter()
         scorer = scorer or ModelScorer(cfg.model or model, max_length=cfg.max_length,
                                        batch_size=cfg.batch_size, precision=cfg.precision,
