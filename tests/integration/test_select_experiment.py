@@ -18,6 +18,7 @@ def test_mean_ci_matches_t_interval():
     assert s["mean"] == 2.0 and s["sd"] == pytest.approx(1.0)
     assert s["high"] - 2.0 == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)
     assert mean_ci([5.0])["low"] is None
+    assert mean_ci([2.0, 2.0, 2.0])["low"] == mean_ci([2.0, 2.0, 2.0])["high"] == 2.0
 
 
 def test_welch_difference_and_verdict():

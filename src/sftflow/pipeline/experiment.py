@@ -90,7 +90,7 @@ def load_experiment_config(path: Path | None, overrides: list[str] | None = None
 # --------------------------------------------------------------------------- statistics
 
 def mean_ci(values: list[float], confidence: float = 0.95) -> dict[str, Any]:
-    """Mean with a Student-t interval (n is small: 3-5 runs)."""
+    """Mean with scipy's Student-t interval (n is small: 3-5 runs); constant runs: the point."""
     from scipy import stats
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
     n = len(v)
@@ -100,8 +100,10 @@ def mean_ci(values: list[float], confidence: float = 0.95) -> dict[str, Any]:
     if n == 1:
         return {"n": 1, "mean": m, "low": None, "high": None, "sd": None}
     sd = float(v.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    return {"n": n, "mean": m, "low": m - half, "high": m + half, "sd": sd}
+    if sd == 0:
+        return {"n": n, "mean": m, "low": m, "high": m, "sd": 0.0}
+    ci = stats.ttest_1samp(v, 0.0).confidence_interval(confidence_level=confidence)
+    return {"n": n, "mean": m, "low": float(ci.low), "high": float(ci.high), "sd": sd}
 
 
 def diff_ci(a: list[float], b: list[float], confidence: float = 0.95) -> dict[str, Any]:
