@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MAX_NEW_TOKENS = 256
+MAX_NEW_TOKENS = 192
+BATCH = 8
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     args = parser.parse_args(argv)
     prompts = [p.strip() for p in (HERE / "general_prompts.txt").read_text("utf-8").splitlines() if p.strip()]
-    backend = TransformersBackend(model=args.model, batch_size=8)
-    done = backend.generate([[{"role": "user", "content": p}] for p in prompts],
-                            GenParams(max_new_tokens=MAX_NEW_TOKENS, temperature=0.0))
+    backend = TransformersBackend(model=args.model, batch_size=BATCH)
+    done = []
+    for start in range(0, len(prompts), BATCH):
+        done += backend.generate([[{"role": "user", "content": p}] for p in prompts[start:start + BATCH]],
+                                 GenParams(max_new_tokens=MAX_NEW_TOKENS, temperature=0.0))
+        print(f"{len(done)} of {len(prompts)} answered", flush=True)
     kept = 0
     with (args.out / "general_replay.jsonl").open("w", encoding="utf-8", newline="\n") as f:
         for i, (p, c) in enumerate(zip(prompts, done)):
