@@ -205,3 +205,24 @@ def test_parquet_reads_in_batches(tmp_path, monkeypatch):
     next(it)
     assert sizes == [10]           # one batch read, not the file
     assert len(list(it)) == 49
+
+
+def test_curate_rejects_duplicate_ids_and_spills_large_raw_records(tmp_path):
+    from sftflow.curate.config import CurateConfig
+    from sftflow.curate.pipeline import curate
+    m = [{"role": "user", "content": "What is the capital of France?"},
+         {"role": "assistant", "content": "Paris is the capital of France."}]
+    huge = "x" * (1 << 20)
+    p = jsonl(tmp_path / "d.jsonl", json.dumps({"id": "a", "messages": m}), json.dumps({"id": "a", "messages": m}),
+              '{"prompt": "' + huge + '", "completion": ')
+    cfg = CurateConfig.model_validate({"steps": ["empty"], "stats": False})
+    res = curate([p], tmp_path / "out", cfg, progress=False)
+    assert len(res.kept) == 1 and len(res.rejected) == 2
+    rej = [json.loads(x) for x in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
+    assert "duplicate id 'a': also at" in rej[0]["reason"] and rej[0]["source_line"] == 2
+    spilled = rej[1]
+    assert spilled["raw_chars"] > len(huge)
+    assert open(spilled["raw_file"], encoding="utf-8").read().startswith('{"prompt": "xxx')
+    cfg = CurateConfig.model_validate({"steps": ["empty"], "stats": False, "duplicate_ids": "reid"})
+    res = curate([p], tmp_path / "out2", cfg, progress=False)
+    assert sorted(e.id for e in res.kept) == ["a", "a.2"]

@@ -15,6 +15,7 @@ after an interruption (or with a different threshold) does not embed again.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,7 @@ def curate(inputs: list[str | Path], out_dir: str | Path, cfg: CurateConfig | No
     if cfg.engine.kind == "ray":
         from .ray_curate import curate_on_ray
         return curate_on_ray(inputs, out, cfg, fmt=fmt, model=model, tokenizer=tokenizer, progress=progress)
-    read = read_examples([Path(p) for p in inputs], fmt, skip_invalid=True)
+    read = read_examples([Path(p) for p in inputs], fmt, skip_invalid=True, duplicate_ids=cfg.duplicate_ids)
     evals = read_examples(cfg.leakage.eval).examples if "leakage" in cfg.steps and cfg.leakage.eval else None
     steps = build_steps(cfg, model=model, tokenizer=tokenizer, evals=evals,
                         embeddings=EmbeddingCache(out / "cache"))
@@ -125,9 +126,32 @@ def curate(inputs: list[str | Path], out_dir: str | Path, cfg: CurateConfig | No
     return result
 
 
+RAW_INLINE_LIMIT = 1 << 20  # bytes of one unreadable record kept inside rejected.jsonl
+
+
+def spill_large_raw(rejected: list[Rejected], folder: Path, limit: int = RAW_INLINE_LIMIT) -> int:
+    """Move the raw text of unreadable records larger than ``limit`` to ``folder`` (one
+    file each, named in the reject), so rejected.jsonl stays readable and nothing is cut."""
+    moved = 0
+    for k, r in enumerate(rejected):
+        raw = r.record.get("raw") if r.step == "read" else None
+        if raw is None:
+            continue
+        text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+        if len(text) <= limit:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{k:08d}.txt"
+        path.write_text(text, encoding="utf-8")
+        r.record = {"raw_file": str(path), "raw_chars": len(text)}
+        moved += 1
+    return moved
+
+
 def write_outputs(result: CurateResult, out: Path, cfg: CurateConfig, *, inputs: list, model: str | None,
                   tokenizer=None, progress: bool = True) -> None:
     write_examples(out / "kept.jsonl", result.kept)
+    spill_large_raw(result.rejected, out / "rejected_raw")
     write_rejected(out / "rejected.jsonl", result.rejected)
     by_step: dict[str, int] = {}
     for r in result.rejected:
