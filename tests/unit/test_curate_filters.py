@@ -133,6 +133,11 @@ def test_template_leak_special_tokens_and_role_markers():
     assert [e.id for e in res.kept] == [ok.id]
     assert res.rejected[0].reason == "template marker '<|im_end|>' inside messages[1] content"
     assert res.rejected[1].value == "### Human:"
+    html = ex("How do I strike text out in HTML?", "Wrap it in <s>: <s>old price</s> shows a line through it.")
+    bos = ex("Say hi", "<s> Hello there, nice to meet you.")
+    eos = ex("Say hi", "Hello there, nice to meet you.</s>")
+    res = f.run([html, bos, eos])
+    assert [e.id for e in res.kept] == [html.id] and len(res.rejected) == 2
 
 
 def test_length_filter_counts_tokens_exactly(smol_tokenizer):

@@ -113,7 +113,9 @@ class RefusalParams(StrictModel):
 class TemplateLeakParams(StrictModel):
     patterns: list[str] = Field(default_factory=lambda: [
         r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id|user|assistant|system|end)\|>",
-        r"\[/?INST\]", r"<</?SYS>>", r"</?s>", r"<(?:start|end)_of_turn>",
+        # Llama's <s> and </s> leak at the edges of a turn; inside an answer they are
+        # HTML strikethrough or a tag being explained, and stay.
+        r"\[/?INST\]", r"<</?SYS>>", r"\A\s*</?s>", r"</?s>\s*\Z", r"<(?:start|end)_of_turn>",
         r"^###\s*(?:Human|Assistant|Instruction|Response)\s*:"])
 
     @field_validator("patterns")
