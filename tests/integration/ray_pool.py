@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 
+from sftflow.curate.filters import EmptyFilter
 from sftflow.io import write_examples
 from sftflow.schema import Example
 
@@ -51,3 +53,21 @@ def write_shards(examples: list[Example], folder, shards: int = 3) -> list:
         write_examples(p, examples[k * size:(k + 1) * size])
         paths.append(p)
     return paths
+
+
+class DyingEmptyFilter(EmptyFilter):
+    """The empty filter, whose worker process dies the first time it meets a batch
+    (the first process to create ``marker``): Ray must retry the task elsewhere."""
+
+    def __init__(self, params, marker: str):
+        super().__init__(params)
+        self.marker = marker
+
+    def measure_many(self, examples):
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return super().measure_many(examples)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os._exit(1)       # the worker process dies mid-run, as a preempted node would

@@ -105,3 +105,26 @@ def test_a_recipe_engine_reaches_every_data_stage_unless_a_stage_names_its_own()
     assert r.generate.engine.kind == "ray"
     assert r.select.score.engine.kind == "local"
     assert Recipe(curate={}).curate.engine.kind == "local"
+
+
+def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster, shards, tmp_path, monkeypatch):
+    import ray.cloudpickle
+
+    import ray_pool
+    from sftflow.curate import pipeline
+
+    ray.cloudpickle.register_pickle_by_value(ray_pool)   # the workers cannot import the test folder
+    marker = tmp_path / "died"
+    real = pipeline.build_steps
+
+    def with_a_dying_worker(cfg, **kw):
+        steps = real(cfg, **kw)
+        return [ray_pool.DyingEmptyFilter(cfg.empty, str(marker))] + steps[1:]
+
+    local = _run(shards, tmp_path / "local", "local")
+    monkeypatch.setattr(pipeline, "build_steps", with_a_dying_worker)
+    on_ray = _run(shards, tmp_path / "ray", "ray")
+    assert marker.exists(), "no worker died: the test did not test a retry"
+    for name in ("kept.jsonl", "rejected.jsonl"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    assert len(on_ray.kept) + len(on_ray.rejected) == on_ray.n_input

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,10 @@ from ...generate.config import GenerateConfig
 def run_generate(cfg: GenerateConfig, out_dir: str | Path, *, backend=None,
                  examples: list[Example] | None = None) -> dict[str, Any]:
     """Run ``cfg.method`` into OUT_DIR; returns the manifest counts."""
+    if cfg.engine.kind == "ray" and backend is None:
+        from ...generate.ray_generate import ray_backend
+        with contextlib.closing(ray_backend(cfg, out_dir)) as on_ray:
+            return run_generate(cfg, out_dir, backend=on_ray, examples=examples)
     if cfg.method == "self-instruct":
         from ...generate.self_instruct import run_self_instruct
         return run_self_instruct(cfg, out_dir, backend=backend)
@@ -35,11 +40,17 @@ def run_stage(cfg: GenerateConfig, state, *, backend=None) -> None:
         examples = existing
     from ...costs import MeteredBackend
     from ...generate.session import build_backend
-    metered = MeteredBackend(backend or build_backend(cfg.backend, out))
+    on_ray = None
+    if backend is None and cfg.engine.kind == "ray":
+        from ...generate.ray_generate import ray_backend
+        on_ray = ray_backend(cfg, out)
+    metered = MeteredBackend(backend or on_ray or build_backend(cfg.backend, out))
     try:
         counts = run_generate(cfg, out, backend=metered, examples=examples)
     finally:
         state.ledger.add_api(metered)
+        if on_ray is not None:
+            on_ray.close()
     new = load_examples([out / "records.jsonl"]) if counts["records"] else []
     combined = out / "train.jsonl"
     write_examples(combined, existing + new)
