@@ -82,7 +82,7 @@ def test_csv_bom_big_cell_and_physical_line_numbers(tmp_path):
     kept, rej = rejects(c)
     assert kept[0].prompt == "two\nline prompt" and kept[1].response == big
     assert rej == [] and kept[2].response == "bad"   # an unclosed quote at the end: the rest is the cell
-    c.write_text("prompt,completion\nQ1,A1\n\n" f'"multi\nline",A2\nQ3,"A3",surplus,more\n', encoding="utf-8")
+    c.write_text("prompt,completion\nQ1,A1\n\n" '"multi\nline",A2\nQ3,"A3",surplus,more\n', encoding="utf-8")
     with pytest.raises(RecordError, match=r"line 6: 4 cells but the header names 2: extra cells 'surplus', 'more'"):
         read_examples(c)
     kept, rej = rejects(c)
@@ -200,7 +200,8 @@ def test_parquet_reads_in_batches(tmp_path, monkeypatch):
             sizes.append(b.num_rows)
             yield b
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
-    monkeypatch.setattr(readers, "PARQUET_BATCH", 10)
+    from sftflow.io import containers
+    monkeypatch.setattr(containers, "PARQUET_BATCH", 10)
     it = readers.iter_examples(tmp_path / "d.parquet")
     next(it)
     assert sizes == [10]           # one batch read, not the file
