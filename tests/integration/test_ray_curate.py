@@ -121,7 +121,7 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster, shards, tmp_
         steps = real(cfg, **kw)
         return [ray_pool.DyingEmptyFilter(cfg.empty, str(marker))] + steps[1:]
 
-    local = _run(shards, tmp_path / "local", "local")
+    _run(shards, tmp_path / "local", "local")
     monkeypatch.setattr(pipeline, "build_steps", with_a_dying_worker)
     on_ray = _run(shards, tmp_path / "ray", "ray")
     assert marker.exists(), "no worker died: the test did not test a retry"

@@ -1,0 +1,176 @@
+"""The data stages on Ray vs in one process, on this machine: near dedup and scoring.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ray_scale.py [--records 20000] [--cpus 2]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ray_scale.py --records 1000000   # the 1M pool
+
+* near dedup: ``sftflow curate --steps near_dedup`` on a synthetic pool (one in ten
+  records a near copy of another) written as 4 JSONL shards, local engine vs a Ray
+  cluster of ``--cpus`` CPUs started here; reading and writing included. The kept and
+  rejected files are checked equal before any number is printed.
+* peak memory per worker: the largest resident set of any Ray worker process, sampled
+  every 0.2 s, on a pool of a quarter of the records and on the whole pool: a worker
+  holds one batch, so the figure should not grow with the input.
+* scoring: ppl + IFD with a tiny random 2-layer model (so the run takes seconds, and the
+  figure is the engine's overhead, not the model's speed), local vs 2 Ray actors.
+
+On 2 cores Ray can at best match one process (the same arithmetic plus scheduling and
+serialisation); the point of the engine is more machines. The last line is the JSON
+summary: ours = near-dedup records/s on Ray, peer = the same locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import psutil  # noqa: E402
+
+from sftflow.curate.config import CurateConfig  # noqa: E402
+from sftflow.curate.pipeline import curate  # noqa: E402
+from sftflow.engine import EngineConfig  # noqa: E402
+from sftflow.io import write_examples  # noqa: E402
+from sftflow.schema import Example  # noqa: E402
+
+VOCAB = [f"w{i}" for i in range(5000)]
+
+
+def synthetic_pool(n: int, seed: int = 0) -> list[Example]:
+    rng = random.Random(seed)
+    out: list[Example] = []
+    while len(out) < n:
+        words = [rng.choice(VOCAB) for _ in range(40)]
+        out.append(Example.single(" ".join(words) + "?", "Answer: " + " ".join(rng.choices(VOCAB, k=30))))
+        if rng.random() < 0.1 and len(out) < n:          # a near copy: two words changed
+            w = list(words)
+            w[rng.randrange(40)] = rng.choice(VOCAB)
+            w[rng.randrange(40)] = rng.choice(VOCAB)
+            out.append(Example.single(" ".join(w) + "?", "Answer: " + " ".join(rng.choices(VOCAB, k=30))))
+    return out
+
+
+def write_shards(examples: list[Example], folder: Path, shards: int = 4) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    size = -(-len(examples) // shards)
+    paths = [folder / f"part-{k:05d}.jsonl" for k in range(shards)]
+    for k, p in enumerate(paths):
+        write_examples(p, examples[k * size:(k + 1) * size])
+    return paths
+
+
+class WorkerMemory:
+    """Peak resident set of Ray worker processes (named ``ray::...``), sampled in a thread."""
+
+    def __init__(self):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            for p in psutil.process_iter(["cmdline", "memory_info"]):
+                cmd = " ".join(p.info["cmdline"] or [])
+                if cmd.startswith("ray::") and p.info["memory_info"] is not None:
+                    self.peak = max(self.peak, p.info["memory_info"].rss)
+            self._stop.wait(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def near_dedup(paths, out: Path, engine: str, batch: int) -> tuple[float, int]:
+    cfg = CurateConfig(steps=["near_dedup"], stats=False, plots=False,
+                       engine=EngineConfig(kind=engine, batch_size=batch))
+    t0 = time.perf_counter()
+    res = curate(paths, out, cfg, progress=False)
+    return time.perf_counter() - t0, len(res.rejected)
+
+
+def same_files(a: Path, b: Path) -> bool:
+    return all((a / f).read_bytes() == (b / f).read_bytes() for f in ("kept.jsonl", "rejected.jsonl"))
+
+
+def scoring(tmp: Path, n: int) -> dict[str, float]:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sftflow.models import load_tokenizer, resolve_model
+    from sftflow.select.config import ScoreConfig, SelectConfig
+    from sftflow.select.pipeline import score_file
+    tok = load_tokenizer(resolve_model("smollm2-135m-instruct"))
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                         max_position_embeddings=1024, tie_word_embeddings=True))
+    mdir = tmp / "tiny"
+    model.save_pretrained(mdir)
+    tok.save_pretrained(mdir)
+    src = tmp / "score.jsonl"
+    write_examples(src, synthetic_pool(n, seed=1))
+    out = {}
+    for engine in ("local", "ray"):
+        cfg = SelectConfig(score=ScoreConfig(model=str(mdir), precision="fp32", max_length=256, use_cache=False,
+                                             engine=EngineConfig(kind=engine, actors=2, batch_size=32)))
+        t0 = time.perf_counter()
+        score_file([src], tmp / f"scored-{engine}.jsonl", cfg, progress=False)
+        out[engine] = n / (time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=20000)
+    ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=4096)
+    ap.add_argument("--score-records", type=int, default=256, help="0 skips the scoring part")
+    args = ap.parse_args()
+    import ray
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        pool = synthetic_pool(args.records)
+        quarter = write_shards(pool[: args.records // 4], tmp / "quarter")
+        whole = write_shards(pool, tmp / "whole")
+        local_s, removed = near_dedup(whole, tmp / "local", "local", args.batch_size)
+        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+        try:
+            near_dedup(quarter, tmp / "warm", "ray", args.batch_size)      # worker start-up, not counted
+            with WorkerMemory() as mem_quarter:
+                near_dedup(quarter, tmp / "ray-quarter", "ray", args.batch_size)
+            with WorkerMemory() as mem_whole:
+                ray_s, _ = near_dedup(whole, tmp / "ray", "ray", args.batch_size)
+            scores = scoring(tmp, args.score_records) if args.score_records else None
+        finally:
+            ray.shutdown()
+        if not same_files(tmp / "local", tmp / "ray"):
+            sys.exit("Ray and local near dedup wrote different files: no figures")
+    local_rps, ray_rps = args.records / local_s, args.records / ray_s
+    print(f"near dedup, {args.records} records ({removed} removed), {args.cpus} Ray CPUs on a "
+          f"{os.cpu_count()}-core machine; Ray and local outputs identical")
+    print(f"  local: {local_rps:>10,.0f} records/s ({local_s:.1f} s)")
+    print(f"  ray:   {ray_rps:>10,.0f} records/s ({ray_s:.1f} s)   ratio ray/local {ray_rps / local_rps:.2f}")
+    print(f"  peak worker RSS: {mem_quarter.peak / 2**20:,.0f} MB at {args.records // 4} records, "
+          f"{mem_whole.peak / 2**20:,.0f} MB at {args.records}")
+    if scores:
+        print(f"scoring (tiny 2-layer model, ppl+ifd), {args.score_records} records: local "
+              f"{scores['local']:.1f} records/s, ray {scores['ray']:.1f} records/s, "
+              f"ratio {scores['ray'] / scores['local']:.2f}")
+    print(json.dumps({"benchmark": "ray_near_dedup_scale", "ours": round(ray_rps, 1), "peer": round(local_rps, 1),
+                      "unit": "records/s", "ratio": round(ray_rps / local_rps, 3), "target": 0.5}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Near dedup on Ray with the local step's results (see ``ray_curate`` for the plan).
+
+Per batch: shingles and MinHash signatures with ``minhash``'s own hashing (a record's
+signature does not depend on its batch, so they are bit-identical to a local run's) and
+the band keys ``_band_pairs`` computes. Then three shuffles, each a groupby on a hash
+partition with numpy inside: band buckets -> candidate pairs (the local rule for big
+buckets); the pairs joined with the shingle sets of a, then of b, where the exact
+Jaccard is taken. The confirmed pairs - as many as there are near duplicates, not
+records - come to the driver, where ``representative_clusters`` picks the records kept
+by the keep policy, exactly as ``resolve_clusters`` does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import rensa
+
+from ..engine import EngineConfig, shuffle_partitions
+from ..engine.ray_io import examples_of
+from ..schema import Example
+from .dedup import NearDedup, _get_path, keep_order, texts_of
+from .minhash import _pos_mult, choose_bands, jaccard_many, representative_clusters, shingle_hashes
+from .ray_rows import kept_of, rejects_of, verdict_rows
+from .steps import measurements
+
+MAX_GROUP = 32          # as minhash._band_pairs: a bigger bucket gives a star plus a chain
+BAND_ROWS_PER_PARTITION = 2_000_000     # ~64 MB of band rows per shuffle partition
+
+
+def _signatures(batch, p, bands: int, rows: int) -> dict[str, Any]:
+    """Per record: its shingle hashes, its band keys (as ``_band_pairs`` keys them) and
+    what the keep policy reads. MinHash comes from rensa on the same flat shingle buffer
+    as locally: a record's signature does not depend on the batch it is in."""
+    exs = examples_of(batch)
+    flat, off = shingle_hashes(texts_of(exs, p.field), p.ngram)
+    lens = np.diff(off)
+    keys = np.zeros((len(exs), bands), dtype=np.uint64)
+    nonempty = np.flatnonzero(lens > 0)
+    if len(nonempty):
+        sub_off = np.zeros(len(nonempty) + 1, dtype=np.int64)
+        np.cumsum(lens[nonempty], out=sub_off[1:])
+        take = np.concatenate([np.arange(off[i], off[i + 1]) for i in nonempty])
+        mat = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat[take], sub_off.astype(np.uint64),
+                                                                  bands * rows, p.seed)
+        sig = np.array(mat.to_rows(), dtype=np.uint32).astype(np.uint64)
+        mult = _pos_mult(rows)
+        with np.errstate(over="ignore"):
+            for b in range(bands):
+                keys[nonempty, b] = (sig[:, b * rows:(b + 1) * rows] * mult).sum(axis=1, dtype=np.uint64)
+    score = [_get_path(ex.metadata, p.score_key) if p.score_key else None for ex in exs]
+    return {"order": batch["order"], "id": [ex.id for ex in exs],
+            "shingles": [flat[off[i]:off[i + 1]].tobytes() for i in range(len(exs))],
+            "bandkeys": [keys[i].tobytes() for i in range(len(exs))], "nonempty": lens > 0,
+            "response_len": [len(ex.response) for ex in exs],
+            "score": [json.dumps(s) for s in score]}
+
+
+def _band_rows(batch, bands: int, partitions: int) -> dict[str, Any]:
+    """One row per (record, band) of a non-empty record: the shuffle's input."""
+    keep = np.flatnonzero(batch["nonempty"])
+    keys = np.frombuffer(b"".join(batch["bandkeys"][i] for i in keep), dtype=np.uint64).reshape(-1, bands)
+    band = np.tile(np.arange(bands, dtype=np.int64), len(keep))
+    key = keys.reshape(-1).view(np.int64)
+    # The shuffle partition mixes band and key, so one band's buckets spread over the cluster.
+    with np.errstate(over="ignore"):
+        part = ((keys.reshape(-1) ^ (band.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+                % np.uint64(partitions)).astype(np.int64)
+    return {"part": part, "band": band, "key": key, "order": np.repeat(batch["order"][keep], bands)}
+
+
+def _bucket_pairs(batch) -> dict[str, Any]:
+    """Candidate pairs of every (band, key) bucket in one shuffle partition, by
+    ``_band_pairs``' rule: all pairs up to MAX_GROUP members, else a star plus a chain."""
+    order = np.lexsort((batch["order"], batch["key"], batch["band"]))
+    band, key, pos = batch["band"][order], batch["key"][order], batch["order"][order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (band[1:] != band[:-1]) | (key[1:] != key[:-1])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(order))
+    out: list[np.ndarray] = []
+    for s, e in zip(starts[ends - starts >= 2], ends[ends - starts >= 2]):
+        members = pos[s:e]                              # already by position
+        if len(members) <= MAX_GROUP:
+            i, j = np.triu_indices(len(members), k=1)
+            out.append(np.stack([members[i], members[j]], axis=1))
+        else:
+            out.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1))
+            out.append(np.stack([members[:-1], members[1:]], axis=1))
+    pairs = np.unique(np.concatenate(out), axis=0) if out else np.zeros((0, 2), dtype=np.int64)
+    return {"a": pairs[:, 0], "b": pairs[:, 1]}
+
+
+def _pair_rows(batch, side: str, partitions: int) -> dict[str, Any]:
+    """Candidate pairs as rows of a join on ``side`` ("a" or "b"): keyed by that record."""
+    n = len(batch["a"])
+    key = batch[side].astype(np.int64)
+    return {"part": key % partitions, "key": key, "kind": np.zeros(n, np.int8), "a": batch["a"],
+            "b": batch["b"], "sh_a": batch["sh_a"] if "sh_a" in batch else [b""] * n, "sh": [b""] * n}
+
+
+def _set_rows(batch, partitions: int) -> dict[str, Any]:
+    """Each record's shingle set as a row of the same joins (kind 1)."""
+    n = len(batch["order"])
+    key = batch["order"].astype(np.int64)
+    return {"part": key % partitions, "key": key, "kind": np.ones(n, np.int8), "a": np.full(n, -1),
+            "b": np.full(n, -1), "sh_a": [b""] * n, "sh": batch["shingles"]}
+
+
+def _join_a(batch) -> dict[str, Any]:
+    """One partition of the join on a: each distinct candidate pair gets a's shingles."""
+    kind = batch["kind"]
+    sets = dict(zip(batch["key"][kind == 1].tolist(), batch["sh"][kind == 1]))
+    pairs = np.unique(np.stack([batch["a"][kind == 0], batch["b"][kind == 0]], axis=1), axis=0)
+    return {"a": pairs[:, 0], "b": pairs[:, 1], "sh_a": [sets[int(a)] for a in pairs[:, 0]]}
+
+
+def _join_b_and_confirm(batch, threshold: float) -> dict[str, Any]:
+    """One partition of the join on b: exact Jaccard of each pair (``jaccard_many``)."""
+    kind = batch["kind"]
+    sets = dict(zip(batch["key"][kind == 1].tolist(), batch["sh"][kind == 1]))
+    pick = np.flatnonzero(kind == 0)
+    a, b = batch["a"][pick], batch["b"][pick]
+    arrays = [np.frombuffer(x, dtype=np.uint64) for i in pick
+              for x in (batch["sh_a"][i], sets[int(batch["b"][i])])]
+    off = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum([len(x) for x in arrays], out=off[1:])
+    flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint64)
+    jac = jaccard_many(flat, off, np.arange(len(arrays), dtype=np.int64).reshape(-1, 2))
+    ok = jac >= threshold
+    return {"a": a[ok], "b": b[ok], "jaccard": jac[ok]}
+
+
+def confirmed_pairs(ds_sig, bands: int, p, partitions: int):
+    """(a, b, jaccard) arrays of the confirmed near-duplicate pairs, by record ``order``.
+
+    Three shuffles, each a groupby on a hash partition with numpy inside (one call per
+    partition, not per key): band buckets -> candidate pairs; the pairs joined with the
+    shingle sets of a, then of b, where the exact Jaccard is taken. The joins are written
+    as groupbys so they run on the sort shuffle's tasks (``Dataset.join`` starts
+    aggregator actors and needs polars).
+    """
+    bucketed = ds_sig.map_batches(_band_rows, fn_kwargs={"bands": bands, "partitions": partitions},
+                                  batch_format="numpy")
+    cand = bucketed.groupby("part", num_partitions=partitions).map_groups(_bucket_pairs, batch_format="numpy")
+    sets = ds_sig.map_batches(_set_rows, fn_kwargs={"partitions": partitions}, batch_format="numpy")
+    with_a = (cand.map_batches(_pair_rows, fn_kwargs={"side": "a", "partitions": partitions},
+                               batch_format="numpy").union(sets)
+              .groupby("part", num_partitions=partitions).map_groups(_join_a, batch_format="numpy"))
+    conf = (with_a.map_batches(_pair_rows, fn_kwargs={"side": "b", "partitions": partitions},
+                               batch_format="numpy").union(sets)
+            .groupby("part", num_partitions=partitions)
+            .map_groups(_join_b_and_confirm, fn_kwargs={"threshold": p.threshold}, batch_format="numpy"))
+    rows = conf.take_all()
+    a = np.array([r["a"] for r in rows], dtype=np.int64)
+    b = np.array([r["b"] for r in rows], dtype=np.int64)
+    j = np.array([r["jaccard"] for r in rows], dtype=np.float64)
+    return a, b, j
+
+
+def _nested(key: str | None, value: Any) -> dict[str, Any]:
+    if not key:
+        return {}
+    node: Any = value
+    for part in reversed(key.split(".")):
+        node = {part: node}
+    return node
+
+
+def near_plan(ds_sig, a, b, jac, p) -> dict[int, dict[str, Any]]:
+    """Per linked record (by order): its cluster, and for a removed one the record kept and
+    the similarity, chosen as ``resolve_clusters`` chooses them."""
+    linked = np.unique(np.concatenate([a, b]))
+    wanted = set(linked.tolist())
+    info = {int(r["order"]): r for r in ds_sig.select_columns(["order", "id", "response_len", "score"])
+            .filter(lambda r: int(r["order"]) in wanted).take_all()}
+    local = {int(o): k for k, o in enumerate(linked)}      # index order == position order
+    pairs = np.array([[local[int(x)], local[int(y)]] for x, y in zip(a, b)], dtype=np.int64).reshape(-1, 2)
+    sims = {(local[int(x)], local[int(y)]): float(v) for x, y, v in zip(a, b, jac)}
+    # keep_order reads a record's response length or score: stand-ins carry just those.
+    stand_ins = [Example(messages=[{"role": "user", "content": ""},
+                                   {"role": "assistant", "content": "x" * int(info[int(o)]["response_len"])}],
+                         metadata=_nested(p.score_key, json.loads(info[int(o)]["score"])), id=info[int(o)]["id"])
+                 for o in linked]
+    order = keep_order(list(range(len(linked))), stand_ins, p.keep, p.score_key)
+    rep = representative_clusters(len(linked), pairs, order)
+    sizes = np.bincount(rep, minlength=len(linked))
+    plan = {}
+    for k, o in enumerate(linked):
+        r = int(rep[k])
+        entry = {"cluster": stand_ins[r].id, "cluster_size": int(sizes[r])}
+        if r != k:
+            entry["duplicate_of"] = stand_ins[r].id
+            entry["similarity"] = round(sims[(min(k, r), max(k, r))], 4)
+        plan[int(o)] = entry
+    return plan
+
+
+def _apply_plan(batch, plan: dict[int, dict[str, Any]], step: str, describe: str, policy: str) -> dict[str, Any]:
+    exs = examples_of(batch)
+    verdicts, values = [], []
+    for o, ex in zip(batch["order"], exs):
+        entry = plan.get(int(o))
+        if entry is not None:
+            m = measurements(ex, step)
+            m["cluster"], m["cluster_size"] = entry["cluster"], entry["cluster_size"]
+        if entry is None or "duplicate_of" not in entry:
+            verdicts.append("")
+            values.append(None)
+            continue
+        verdicts.append(f"{describe} of {entry['duplicate_of']} (similarity {entry['similarity']:.3f}; "
+                        f"kept by policy '{policy}')")
+        values.append({"duplicate_of": entry["duplicate_of"], "similarity": entry["similarity"]})
+    return verdict_rows(batch, exs, verdicts, values)
+
+
+def run_near(ray, ds, step: NearDedup, eng: EngineConfig):
+    p = step.p
+    n = ds.count()
+    if n < 2:
+        return ds, [], 0
+    bands, rows = (p.bands, p.rows) if p.bands else choose_bands(p.threshold, p.num_perm)
+    # A reduce task holds one partition: enough partitions that it stays near
+    # BAND_ROWS_PER_PARTITION band rows (32 bytes each) whatever the input size.
+    partitions = max(shuffle_partitions(ray), -(-n * bands // BAND_ROWS_PER_PARTITION))
+    sig = ds.map_batches(_signatures, fn_kwargs={"p": p, "bands": bands, "rows": rows},
+                         batch_size=eng.batch_size, batch_format="numpy").materialize()
+    a, b, jac = confirmed_pairs(sig, bands, p, partitions)
+    plan = near_plan(sig, a, b, jac, p) if len(a) else {}
+    describe = f"near duplicate (word {p.ngram}-gram Jaccard >= {p.threshold})"
+    judged = ds.map_batches(_apply_plan, fn_kwargs={"plan": plan, "step": step.name,
+                                                    "describe": describe, "policy": p.keep},
+                            batch_size=eng.batch_size, batch_format="numpy").materialize()
+    return kept_of(judged), rejects_of(judged, step.name), 0
