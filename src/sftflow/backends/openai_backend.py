@@ -349,20 +349,28 @@ class OpenAIBackend:
         for c in clients:
             slots.put_nowait(c)
         t0 = time.perf_counter()
-        try:
-            async def run(i: int, msgs):
+        out: list[Completion | None] = [None] * len(requests)
+        # A bounded producer: a fixed pool of workers pulls the next request from one shared
+        # iterator, so a million prompts cost a million results, never a million coroutines
+        # and tasks created up front. Twice `concurrency` workers: a worker sleeping on its
+        # backoff holds no slot, and the other half keeps every slot busy meanwhile.
+        todo = iter(enumerate(requests))
+
+        async def worker() -> None:
+            for i, msgs in todo:
                 c = await self._one(slots, msgs, params)
                 self.stats["completion_tokens"] += c.completion_tokens
                 self.stats["prompt_tokens"] += c.prompt_tokens
+                out[i] = c
                 if on_result:
                     on_result(i, c)
-                return c
-            out = await asyncio.gather(*(run(i, m) for i, m in enumerate(requests)))
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(len(requests), 2 * self.concurrency))))
         finally:
             for c in clients:
                 await c.aclose()
         self.stats["seconds"] += time.perf_counter() - t0
-        return list(out)
+        return out  # type: ignore[return-value]
 
     def generate(self, requests: list[list[dict[str, str]]], params: GenParams,
                  on_result: Callable[[int, Completion], None] | None = None) -> list[Completion]:
