@@ -14,7 +14,7 @@ import sys
 import typer
 
 from ..errors import BAD_INPUT, RUN_FAILED
-from . import curate, data, evaluate, generate, pipeline, report, select, train
+from . import cache, curate, data, evaluate, generate, pipeline, report, select, train
 
 COMMANDS = {
     "convert": data.convert_cmd,
@@ -40,11 +40,13 @@ COMMANDS = {
     "experiment": {
         "select-vs-random": pipeline.select_vs_random_cmd,
     },
+    "cache": {"info": cache.info_cmd, "prune": cache.prune_cmd},
 }
 
 GROUP_HELP = {
     "generate": "Generate training data with a model.",
     "experiment": "Experiments that test whether a choice pays off.",
+    "cache": "Show or shrink the response, score and embedding caches.",
 }
 
 
