@@ -134,3 +134,17 @@ def test_a_kill_between_the_two_renames_of_a_folder_swap_is_undone(tmp_path):
         assert (target / "config.json").exists()    # the old folder is back before anything else
         (d / "config.json").write_text('{"new": 1}')
     assert json.loads((target / "config.json").read_text()) == {"new": 1} and not aside.exists()
+
+
+def test_temporaries_of_a_killed_writer_are_removed_but_a_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".out.json.tmp-{dead}-0000aaaa"
+    live = tmp_path / f".out.json.tmp-{os.getppid()}-0000bbbb"
+    stale.write_text("half")
+    live.write_text("being written")
+    atomic_write_json(tmp_path / "out.json", {"ok": True})
+    assert not stale.exists() and live.exists()

@@ -6,7 +6,9 @@ the disk before the data does), rename over the target, fsync the folder (so the
 rename itself survives a power cut). On any error the temporary file is removed and
 the old output is left as it was. The temporary name carries the process id and a
 random part: two processes writing the same output (ranks of a distributed launch, a
-rerun beside a live run) each rename a complete file and never share a temporary.
+rerun beside a live run) each rename a complete file and never share a temporary, and
+the next write of the same output removes the temporaries of writers that died (a
+SIGKILL leaves no chance to clean up).
 
 A folder (a saved model or adapter) is written into a temporary sibling and renamed
 into place when complete. POSIX cannot swap a non-empty folder atomically, so an
@@ -48,6 +50,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path to hand a library that writes by name (Parquet, numpy); renamed on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = _tmp_name(path, "tmp")
     try:
         yield tmp
@@ -98,12 +101,29 @@ def _restore_orphan(path: Path) -> None:
         os.replace(olds[-1], path)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # someone else's live process
+        return True
+    return True
+
+
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
-    """Temporaries of ``path`` that a killed writer left behind; removed, and returned for a notice."""
+    """Temporaries of ``path`` that a killed writer left behind (its process is gone); removed.
+
+    A temporary of a live process (another rank writing the same output now) is left alone.
+    """
     path = Path(path)
-    stale = [p for kind in ("tmp", "dir") for p in path.parent.glob(f".{path.name}.{kind}-*")]
-    for p in stale:
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    stale = []
+    for kind in ("tmp", "dir"):
+        for p in path.parent.glob(f".{path.name}.{kind}-*"):
+            pid = p.name.rsplit(f".{kind}-", 1)[1].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                stale.append(p)
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     return stale
 
 
@@ -113,6 +133,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _restore_orphan(path)
+    remove_stale_temporaries(path)
     tmp = _tmp_name(path, "dir")
     tmp.mkdir()
     try:
