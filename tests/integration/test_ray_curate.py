@@ -128,3 +128,20 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster, shards, tmp_
     for name in ("kept.jsonl", "rejected.jsonl"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
     assert len(on_ray.kept) + len(on_ray.rejected) == on_ray.n_input
+
+
+def test_semantic_dedup_embeds_on_actors_and_finds_the_local_duplicates(cluster, shards, tmp_path):
+    def run(engine):
+        cfg = CurateConfig(steps=["semantic_dedup"], stats=False, plots=False,
+                           semantic_dedup={"threshold": 0.9},
+                           engine=EngineConfig(kind=engine, batch_size=256, actors=1))
+        res = curate(shards, tmp_path / engine, cfg, progress=False)
+        return res, {r.record["id"]: r.value for r in res.rejected}
+
+    local, local_dups = run("local")
+    on_ray, ray_dups = run("ray")
+    assert local_dups, "the pool has no semantic duplicates at 0.9: the test would test nothing"
+    assert [e.id for e in on_ray.kept] == [e.id for e in local.kept]
+    assert {k: v["duplicate_of"] for k, v in ray_dups.items()} == {k: v["duplicate_of"] for k, v in local_dups.items()}
+    for k, v in local_dups.items():    # float32 vectors from other batches: equal to rounding
+        assert ray_dups[k]["similarity"] == pytest.approx(v["similarity"], abs=1e-3)

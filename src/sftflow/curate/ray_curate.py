@@ -11,8 +11,10 @@ meet the records changes, and every result is the local one:
   of a group in input order is kept.
 - near dedup (``ray_near_dedup``): signatures per batch with the local hashing, a shuffle
   by band key, exact-Jaccard confirmation, representatives by the local keep policy.
-- any other step that needs the whole set (semantic dedup, diversity, leakage) runs on
-  the driver over the records that reached it, unchanged.
+- semantic dedup: sentence embeddings computed by actors (one embedder load each), the
+  neighbour search and clustering of the local step on the driver.
+- any other step that needs the whole set (diversity, leakage) runs on the driver over
+  the records that reached it, unchanged.
 
 Rows carry ``order`` (the local reader's position), so what the driver finally writes is
 the local run's kept/rejected files, line for line, with the same manifest and stats.
@@ -30,11 +32,12 @@ from typing import Any
 import numpy as np
 
 from ..engine import EngineConfig, ray_session, shuffle_partitions, worker_count
+from ..embed import embed_texts, example_text
 from ..engine.ray_io import encode_examples, examples_of, gather_sorted, read_dataset
 from ..io import Rejected, read_examples
 from ..schema import Example
 from .config import CurateConfig
-from .dedup import ExactDedup, NearDedup, texts_of
+from .dedup import ExactDedup, NearDedup, SemanticDedup, texts_of
 from .filters import LengthFilter, words
 from .minhash import normalized_key
 from .ray_near_dedup import run_near
@@ -175,11 +178,45 @@ def run_on_driver(ray, ds, step: Step, eng: EngineConfig):
     """A whole-set step without a distributed form: the local step on the records that reached it."""
     rows = gather_sorted(ds)
     examples = [Example.from_dict(json.loads(r["rec"])) for r in rows]
-    res = step.run(examples)
+    return _from_driver_result(ray, rows, examples, step.run(examples))
+
+
+def _from_driver_result(ray, rows, examples: list[Example], res):
     kept_ids = {id(ex) for ex in res.kept}
     orders = [r["order"] for r, ex in zip(rows, examples) if id(ex) in kept_ids]
     kept = ray.data.from_items([{"order": o, "rec": t} for o, t in zip(orders, encode_examples(res.kept))])
     return kept, list(res.rejected), res.flagged
+
+
+class EmbedWorker:
+    """One sentence embedder per actor (on ``gpus_per_actor`` GPUs)."""
+
+    def __init__(self, model: str | None, batch_size: int):
+        self.model, self.batch_size = model, batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        emb = embed_texts([str(t) for t in batch["text"]], self.model, method="sbert", batch_size=self.batch_size)
+        return {"i": batch["i"], "vector": [row.tobytes() for row in emb]}
+
+
+def run_semantic(ray, ds, step: SemanticDedup, eng: EngineConfig):
+    """Semantic dedup: sentence embeddings computed by actors, then the local step (its
+    blockwise neighbour search and clustering) on the driver with those vectors. A tf-idf
+    space is one fit over the whole set, so that method runs on the driver entirely."""
+    p = step.p
+    rows = gather_sorted(ds)
+    examples = [Example.from_dict(json.loads(r["rec"])) for r in rows]
+    if p.method != "sbert" or len(examples) < 2:
+        return _from_driver_result(ray, rows, examples, step.run(examples))
+    uniq = list(dict.fromkeys(example_text(ex, p.field) for ex in examples))
+    got = (ray.data.from_items([{"i": k, "text": t} for k, t in enumerate(uniq)])
+           .map_batches(EmbedWorker, fn_constructor_args=(p.model, p.batch_size), batch_size=eng.batch_size,
+                        batch_format="numpy", concurrency=worker_count(eng), num_cpus=eng.cpus_per_actor,
+                        num_gpus=eng.gpus_per_actor or None).take_all())
+    vectors = {int(r["i"]): np.frombuffer(r["vector"], dtype=np.float32) for r in got}
+    row_of = {t: vectors[k] for k, t in enumerate(uniq)}
+    on_actors = SemanticDedup(p, embeddings=lambda texts, method, model: np.stack([row_of[t] for t in texts]))
+    return _from_driver_result(ray, rows, examples, on_actors.run(examples))
 
 
 def run_step(ray, ds, step: Step, eng: EngineConfig):
@@ -189,6 +226,8 @@ def run_step(ray, ds, step: Step, eng: EngineConfig):
         return run_exact(ray, ds, step, eng)
     if isinstance(step, NearDedup):
         return run_near(ray, ds, step, eng)
+    if isinstance(step, SemanticDedup):
+        return run_semantic(ray, ds, step, eng)
     return run_on_driver(ray, ds, step, eng)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import glob
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..io import Rejected, iter_examples
 from ..schema import Example
@@ -50,19 +50,19 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def _read_one(row: dict[str, Any], fmt: str, duplicate_ids: str) -> list[dict[str, Any]]:
-    """Every record of one file, as rows; unreadable ones as rows with ``rej`` set."""
+def _read_one(row: dict[str, Any], fmt: str, duplicate_ids: str) -> Iterator[dict[str, Any]]:
+    """Every record of one file, as rows; unreadable ones as rows with ``rej`` set.
+
+    A generator: Ray Data cuts what it yields into blocks as it goes, so a read task holds
+    one block of a file, not the whole file."""
     file_no, path = int(row["file_no"]), Path(row["path"])
     rejected: list[Rejected] = []
-    rows = []
     for n, ex in enumerate(iter_examples(path, fmt, skip_invalid=True, rejected=rejected,
                                          duplicate_ids=duplicate_ids)):
-        rows.append({"order": (file_no << LINE_BITS) | n, "rec": json.dumps(ex.to_dict()), "rej": ""})
+        yield {"order": (file_no << LINE_BITS) | n, "rec": json.dumps(ex.to_dict()), "rej": ""}
     # A reject's place: its own line, so read rejects keep the local reader's order too.
     for r in rejected:
-        rows.append({"order": (file_no << LINE_BITS) | (r.line or 0), "rec": "",
-                     "rej": json.dumps(rejected_to_row(r))})
-    return rows
+        yield {"order": (file_no << LINE_BITS) | (r.line or 0), "rec": "", "rej": json.dumps(rejected_to_row(r))}
 
 
 def rejected_to_row(r: Rejected) -> dict[str, Any]:
