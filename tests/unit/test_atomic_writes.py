@@ -148,3 +148,31 @@ def test_temporaries_of_a_killed_writer_are_removed_but_a_live_ones_kept(tmp_pat
     live.write_text("being written")
     atomic_write_json(tmp_path / "out.json", {"ok": True})
     assert not stale.exists() and live.exists()
+
+
+def test_files_staged_into_a_run_folder_arrive_whole_and_weights_last(tmp_path):
+    from sftflow.io.atomic import staged_into
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    with pytest.raises(RuntimeError):
+        with staged_into(run) as d:
+            (d / "adapter_config.json").write_text("{}")
+            raise RuntimeError("killed while saving")
+    assert only(run) == {"checkpoints"}
+    moved = []
+    import os as _os
+    real = _os.replace
+
+    def spy(a, b):
+        moved.append(Path(b).name)
+        return real(a, b)
+    _os.replace = spy
+    try:
+        with staged_into(run) as d:
+            (d / "adapter_model.safetensors").write_bytes(b"w")
+            (d / "adapter_config.json").write_text("{}")
+            (d / "tokenizer.json").write_text("{}")
+    finally:
+        _os.replace = real
+    assert moved[-1] == "adapter_model.safetensors"
+    assert only(run) == {"checkpoints", "adapter_model.safetensors", "adapter_config.json", "tokenizer.json"}

@@ -105,11 +105,11 @@ def iter_log(path: str | Path) -> Iterator[dict[str, Any]]:
                                      "(not a torn last line): fix or remove that line") from None
 
 
-def append_row(path: str | Path, row: dict[str, Any], *, fsync: bool = True) -> None:
+def append_row(path: str | Path, row: dict[str, Any], *, fsync: bool = True, default=str) -> None:
     """Append one row as one line in one write (the OS appends it whole or, on a kill, cut short)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(row, ensure_ascii=False, default=str)
+    line = json.dumps(row, ensure_ascii=False, default=default)
     if registered():
         line = scrub(line)
     data = (line + "\n").encode("utf-8")

@@ -153,3 +153,35 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+
+
+@contextlib.contextmanager
+def staged_into(dest: str | Path) -> Iterator[Path]:
+    """A temporary folder inside ``dest`` whose files are moved into ``dest`` when complete.
+
+    For outputs that live beside other things in a run folder (a saved model next to its
+    logs and checkpoints), where the folder itself cannot be swapped: each file arrives
+    whole by rename, the weights last, so weights in ``dest`` mean the save finished.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(dest / "staged")
+    tmp = _tmp_name(dest / "staged", "dir")
+    tmp.mkdir()
+    try:
+        yield tmp
+        entries = sorted(tmp.iterdir(), key=lambda p: (p.suffix in WEIGHT_SUFFIXES, p.name))
+        for p in entries:
+            if p.is_file():
+                with open(p, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            target = dest / p.name
+            if p.is_dir() and target.exists():
+                shutil.rmtree(target)
+            os.replace(p, target)
+        fsync_dir(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
