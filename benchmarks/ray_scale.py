@@ -4,12 +4,13 @@
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ray_scale.py --records 1000000   # the 1M pool
 
 * near dedup: ``sftflow curate --steps near_dedup`` on a synthetic pool (one in ten
-  records a near copy of another) written as 4 JSONL shards, local engine vs a Ray
+  records a near copy of another) written as JSONL shards of 10,000 records, local engine vs a Ray
   cluster of ``--cpus`` CPUs started here; reading and writing included. The kept and
   rejected files are checked equal before any number is printed.
-* peak memory per worker: the largest resident set of any Ray worker process, sampled
+* peak memory per worker: the largest unique set (USS) of any Ray worker process, sampled
   every 0.2 s, on a pool of a quarter of the records and on the whole pool: a worker
-  holds one batch, so the figure should not grow with the input.
+  holds a batch and a shuffle partition (partitions grow with the input), so the figure
+  should stay about level; the 200k figures in docs/scaling.md show how far it does.
 * scoring: ppl + IFD with a tiny random 2-layer model (so the run takes seconds, and the
   figure is the engine's overhead, not the model's speed), local vs 2 Ray actors.
 
@@ -58,29 +59,39 @@ def synthetic_pool(n: int, seed: int = 0) -> list[Example]:
     return out
 
 
-def write_shards(examples: list[Example], folder: Path, shards: int = 4) -> list[Path]:
+def write_shards(examples: list[Example], folder: Path, size: int = 10_000) -> list[Path]:
+    """Shards of ``size`` records, as a sharded data set is laid out: more records, more shards."""
     folder.mkdir(parents=True, exist_ok=True)
-    size = -(-len(examples) // shards)
-    paths = [folder / f"part-{k:05d}.jsonl" for k in range(shards)]
-    for k, p in enumerate(paths):
-        write_examples(p, examples[k * size:(k + 1) * size])
+    paths = []
+    for k in range(0, len(examples), size):
+        paths.append(folder / f"part-{k // size:05d}.jsonl")
+        write_examples(paths[-1], examples[k:k + size])
     return paths
 
 
 class WorkerMemory:
-    """Peak resident set of Ray worker processes (named ``ray::...``), sampled in a thread."""
+    """Peak unique memory (USS) of Ray worker processes (named ``ray::...``), sampled in a
+    thread. USS, not RSS: a worker that reads a block maps the object store's shared
+    memory, which RSS counts in every process that touched it."""
 
     def __init__(self):
         self.peak = 0
+        self.by_task: dict[str, int] = {}     # the process title Ray gives a busy worker -> peak
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            for p in psutil.process_iter(["cmdline", "memory_info"]):
+            for p in psutil.process_iter(["cmdline"]):
                 cmd = " ".join(p.info["cmdline"] or [])
-                if cmd.startswith("ray::") and p.info["memory_info"] is not None:
-                    self.peak = max(self.peak, p.info["memory_info"].rss)
+                if cmd.startswith("ray::"):
+                    try:
+                        rss = p.memory_full_info().uss
+                    except (psutil.NoSuchProcess, psutil.AccessDenied):
+                        continue
+                    self.peak = max(self.peak, rss)
+                    title = cmd.split()[0][:60]
+                    self.by_task[title] = max(self.by_task.get(title, 0), rss)
             self._stop.wait(0.2)
 
     def __enter__(self):
@@ -162,8 +173,10 @@ def main() -> None:
           f"{os.cpu_count()}-core machine; Ray and local outputs identical")
     print(f"  local: {local_rps:>10,.0f} records/s ({local_s:.1f} s)")
     print(f"  ray:   {ray_rps:>10,.0f} records/s ({ray_s:.1f} s)   ratio ray/local {ray_rps / local_rps:.2f}")
-    print(f"  peak worker RSS: {mem_quarter.peak / 2**20:,.0f} MB at {args.records // 4} records, "
+    print(f"  peak worker USS: {mem_quarter.peak / 2**20:,.0f} MB at {args.records // 4} records, "
           f"{mem_whole.peak / 2**20:,.0f} MB at {args.records}")
+    top = sorted(mem_whole.by_task.items(), key=lambda kv: -kv[1])[:4]
+    print("  largest at the whole pool: " + ", ".join(f"{t} {v / 2**20:,.0f} MB" for t, v in top))
     if scores:
         print(f"scoring (tiny 2-layer model, ppl+ifd), {args.score_records} records: local "
               f"{scores['local']:.1f} records/s, ray {scores['ray']:.1f} records/s, "

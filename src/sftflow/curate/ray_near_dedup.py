@@ -27,7 +27,7 @@ from .ray_rows import kept_of, rejects_of, verdict_rows
 from .steps import measurements
 
 MAX_GROUP = 32          # as minhash._band_pairs: a bigger bucket gives a star plus a chain
-BAND_ROWS_PER_PARTITION = 2_000_000     # ~64 MB of band rows per shuffle partition
+BAND_ROWS_PER_PARTITION = 250_000       # ~8 MB of band rows (~12k records) per shuffle partition
 
 
 def _signatures(batch, p, bands: int, rows: int) -> dict[str, Any]:
