@@ -21,7 +21,6 @@ the run's ``log.jsonl`` (the report lists these) and prints it.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import random
 from contextlib import contextmanager
@@ -30,6 +29,8 @@ from typing import Any, Iterator
 
 from rich.console import Console
 from transformers import EarlyStoppingCallback, TrainerCallback
+
+from ..io.append_log import append_row
 
 console = Console(stderr=True)
 
@@ -57,9 +58,7 @@ class EventLog:
         color = "red" if level == "error" else "yellow" if level == "warning" else "cyan"
         console.print(f"[{color}][sftflow] step {state.global_step}: {message}[/{color}]")
         if self.path is not None and state.is_world_process_zero:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a") as f:
-                f.write(json.dumps(row, default=float) + "\n")
+            append_row(self.path, row, fsync=False, default=float)     # whole lines only
         return row
 
 

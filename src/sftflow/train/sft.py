@@ -31,8 +31,12 @@ from transformers import TrainerCallback
 
 from ..chat import encode_many
 from ..config import dump_yaml
-from ..io import Rejected, read_examples, write_examples, write_rejected
+from ..io import Rejected, read_examples, write_examples, write_jsonl, write_rejected
+from ..io.append_log import iter_log, repair_torn_tail
+from ..io.atomic import atomic_dir, atomic_write_text, staged_into
 from ..models import load_tokenizer, resolve_model
+from .checkpoints import (ResumeStamp, check_resume, checkpoint_step, clear_for_fresh_run, data_fingerprint,
+                          newest_complete, trajectory_config)
 from .callbacks import NonFiniteGuard, ProbeMetric, callbacks_for, find, last_good_checkpoint
 from .config import TrainConfig
 from .model_setup import build_model
@@ -174,19 +178,32 @@ def load_and_encode(run: Run, tokenizer, train_path, eval_path) -> EncodedData:
                        supervised_tokens=sup, total_tokens=tot)
 
 
-def resume_point(run: Run) -> str | None:
-    """The checkpoint to resume from; the log is cut back to it, so it reads like one run."""
+def notice(message: str) -> None:
+    """Shown even in a quiet run: something on disk was not as the last run should have left it."""
+    console.print(f"[yellow]\\[sftflow] {message}[/yellow]", highlight=False, soft_wrap=True)
+
+
+def resume_point(run: Run, data: EncodedData) -> tuple[str | None, ResumeStamp]:
+    """The checkpoint to resume from (newest complete one, of this very run), and the stamp
+    every new checkpoint gets. The log is cut back to that checkpoint, so it reads like one run."""
+    folder = run.out / "checkpoints"
+    stamp = ResumeStamp(data_fingerprint(data.train_rows), trajectory_config(run.cfg))
     resume = None
     if run.cfg.resume:
-        ckpts = sorted((run.out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        resume = str(ckpts[-1]) if ckpts else None
+        ckpt = newest_complete(folder, notice if run.main else lambda m: None)
+        if ckpt is not None:
+            check_resume(ckpt, stamp.stamp["data_fingerprint"], stamp.stamp["config"])
+            resume = str(ckpt)
+    elif run.main:
+        clear_for_fresh_run(folder, notice)
     if run.log_path.exists() and run.main:
+        torn = repair_torn_tail(run.log_path)         # a kill in the middle of a log write
+        if torn is not None:
+            notice(torn.notice())
         # Rows a killed run wrote after its last checkpoint are dropped.
-        keep_until = int(resume.rsplit("-", 1)[1]) if resume else -1
-        rows = [l for l in run.log_path.read_text().splitlines()
-                if l.strip() and json.loads(l).get("step", 0) <= keep_until]
-        run.log_path.write_text("".join(r + "\n" for r in rows))
-    return resume
+        keep_until = checkpoint_step(Path(resume)) if resume else -1
+        write_jsonl(run.log_path, [r for r in iter_log(run.log_path) if r.get("step", 0) <= keep_until])
+    return resume, stamp
 
 
 def run_callbacks(run: Run, data: EncodedData, tokenizer, extra: list[TrainerCallback] | None
@@ -238,24 +255,27 @@ def final_eval_loss(cfg: TrainConfig, trainer: MaskedLossTrainer) -> float | Non
 
 def save_outputs(run: Run, trainer: MaskedLossTrainer, tokenizer) -> Path | None:
     """The model (or adapter), tokenizer and resolved config; the merged model if asked."""
-    trainer.save_model(str(run.out))
     if not run.main:
+        trainer.save_model(str(run.out))         # the collective part of a sharded save; writes nothing
         return None
-    tokenizer.save_pretrained(str(run.out))
+    with staged_into(run.out) as staged:         # each file arrives whole, the weights last
+        trainer.save_model(str(staged))
+        tokenizer.save_pretrained(str(staged))
     cfg = run.cfg
     dump_yaml(cfg.model_copy(update={"model": cfg.model or resolve_model(run.model_name)}),
               run.out / "train_config.yaml")
     if not cfg.merge:
         return None
     merged = run.out / "merged"
-    trainer.model.merge_and_unload().save_pretrained(str(merged), safe_serialization=True)
-    tokenizer.save_pretrained(str(merged))
+    with atomic_dir(merged) as folder:           # the merged model appears complete or not at all
+        trainer.model.merge_and_unload().save_pretrained(str(folder), safe_serialization=True)
+        tokenizer.save_pretrained(str(folder))
     return merged
 
 
 def report(run: Run, res: TrainResult, seconds: float) -> None:
     if run.main:
-        (run.out / "train_result.json").write_text(json.dumps(
+        atomic_write_text(run.out / "train_result.json", json.dumps(
             {k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()}, indent=2) + "\n")
     if run.quiet:
         return
@@ -282,8 +302,8 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
     with no_library_bars():
         model = build_model(run.cfg, run.model_name)
     schedule = plan_schedule(run.cfg, len(data.train_rows), run.num_processes)
-    resume = resume_point(run)
-    cbs = run_callbacks(run, data, tokenizer, callbacks)
+    resume, stamp = resume_point(run, data)
+    cbs = run_callbacks(run, data, tokenizer, callbacks) + [stamp]
     trainer = build_trainer(run, data, model, tokenizer, schedule, cbs)
     with quiet_trainer_notes(), no_library_bars():      # checkpoints write weights too
         result = trainer.train(resume_from_checkpoint=resume)

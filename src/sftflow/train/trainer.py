@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
 
+from ..io.append_log import append_row
 from .callbacks import check_report_to
 from .collate import PadCollator
 from .config import TrainConfig
@@ -107,8 +107,8 @@ class JsonlLogger(TrainerCallback):
         if not state.is_world_process_zero or not logs:
             return
         row = {"step": state.global_step, "epoch": state.epoch, **logs}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
+        # one whole line per write: a kill tears at most the last, which resume repairs
+        append_row(self.path, row, fsync=False, default=float)
 
 
 @dataclass
