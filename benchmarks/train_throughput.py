@@ -1,17 +1,29 @@
-"""Training throughput: sftflow's trainer vs TRL's SFTTrainer on the same job.
+"""Training throughput: sftflow's trainer vs the peers a careful user of a CPU machine runs.
 
-Same model (SmolLM2-135M-Instruct), same encoded examples (our masks, handed to TRL as
-a pre-tokenized dataset with a ``labels`` column, so both train on the same tokens with
-the same masks), same batch size, sequence limit, optimizer settings and step count.
-Each arm runs in its own process so peak memory (max RSS) is per arm.
+Same model (SmolLM2-135M-Instruct), same encoded examples (our masks, handed to every
+peer as a pre-tokenized dataset with a ``labels`` column, so all train on the same
+tokens with the same masks), same batch size, sequence limit, optimizer settings and
+step count. Each arm runs in its own process so peak memory (max RSS) is per arm.
+
+Peers:
+* ``trl``: TRL's SFTTrainer with its defaults. On CPU its loss runs a chunked log-prob
+  kernel written for GPUs (its backward dominates the step here) and its config turns
+  gradient checkpointing on: an easy peer to beat, kept for reference;
+* ``trl-no-checkpointing``, ``trl-grouped`` (checkpointing off *and* length grouping on),
+  ``trl-padding-free``: TRL as someone who read its docs would set it up;
+* ``hf-trainer``: the plain transformers ``Trainer`` with a right-padding collator
+  (``DataCollatorForSeq2Seq``, labels padded with -100) and length grouping, the recipe
+  most SFT scripts use.
 
 Reports non-padding tokens/s, supervised tokens/s, peak RSS and the mean training loss.
-The like-for-like loss check compares TRL with our trainer in the same sample order
-(``group_by_length`` off). Headlines: our default vs TRL default (>= 1.0) and our
-fastest arm vs TRL's faster setting (>= 2.0).
+The headline is our fastest arm whose mean loss is within 2% of the fastest peer's,
+against that fastest peer, in one run: the loss check is what makes it the same job.
+(Arms with length grouping see the same batches in the same order, so their losses
+agree closely; TRL's default order is random.) A second line compares ours with TRL's
+defaults.
 
-    python benchmarks/train_throughput.py            # five arms, ~10 minutes on 2 cores
-    python benchmarks/train_throughput.py --arms trl,sftflow --steps 5   # quick look
+    python benchmarks/train_throughput.py            # all arms, ~15 minutes on 2 cores
+    python benchmarks/train_throughput.py --arms hf-trainer,sftflow --steps 3   # quick look
 """
 
 from __future__ import annotations
@@ -63,6 +75,8 @@ class Meter:
         self.t1 = None
 
 
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
 ARMS = {
     # name: (trainer, options)
     "trl": ("trl", {}),
@@ -70,6 +84,9 @@ ARMS = {
     # TRL's SFTConfig turns gradient checkpointing on by default; this arm turns it off,
     # for a like-for-like look at what the other levers are worth
     "trl-no-checkpointing": ("trl", {"gradient_checkpointing": False}),
+    "trl-grouped": ("trl", {"gradient_checkpointing": False, "group_by_length": True}),
+    # the plain transformers Trainer: right padding, length grouping, the model's own loss
+    "hf-trainer": ("hf", {"group_by_length": True}),
     "sftflow-same-order": ("sftflow", {"group_by_length": False}),
     "sftflow": ("sftflow", {}),
     "sftflow-packed": ("sftflow", {"packing": True}),
@@ -98,7 +115,6 @@ def run_arm(arm: str, data: Path, args) -> dict:
             meter.tokens += len(f["input_ids"])
             meter.supervised += sum(1 for x in f["labels"][1:] if x != -100)
 
-    lora_targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     if kind == "trl":
         from datasets import Dataset
         from peft import LoraConfig
@@ -109,14 +125,15 @@ def run_arm(arm: str, data: Path, args) -> dict:
         model = load_model()
         ds = Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
         peft = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
-                          target_modules=lora_targets) if args.method == "lora" else None
+                          target_modules=LORA_TARGETS) if args.method == "lora" else None
         pf = opts.get("padding_free", False)
         cfg = SFTConfig(output_dir=tempfile.mkdtemp(), max_length=args.max_length, max_steps=args.steps,
                         per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
                         lr_scheduler_type="cosine", warmup_steps=1, weight_decay=0.1, max_grad_norm=1.0,
                         logging_steps=1, report_to="none", save_strategy="no", seed=0, data_seed=0,
                         use_cpu=True, disable_tqdm=True, padding_free=pf, packing=pf,
-                        gradient_checkpointing=opts.get("gradient_checkpointing", True))
+                        gradient_checkpointing=opts.get("gradient_checkpointing", True),
+                        train_sampling_strategy="group_by_length" if opts.get("group_by_length") else "random")
         trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok,
                              peft_config=peft, callbacks=[Timer()])
         collate = trainer.data_collator
@@ -126,6 +143,8 @@ def run_arm(arm: str, data: Path, args) -> dict:
             return collate(features)
         trainer.data_collator = counting
         result = trainer.train()
+    elif kind == "hf":
+        result = _train_plain_hf(rows, args, opts, [Timer()], count)
     else:
         from sftflow.train.config import TrainConfig
         cfg = TrainConfig(method=args.method, lora_dropout=0.0, learning_rate=args.lr, max_steps=args.steps,
@@ -139,6 +158,35 @@ def run_arm(arm: str, data: Path, args) -> dict:
             "train_loss": result.training_loss,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "threads": torch.get_num_threads()}
+
+
+def _train_plain_hf(rows, args, opts, callbacks, count):
+    """transformers' Trainer as its docs set it up: right padding, length grouping, model loss."""
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    from sftflow.models import load_model, load_tokenizer
+    tok = load_tokenizer()
+    tok.padding_side = "right"
+    model = load_model()
+    if args.method == "lora":
+        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
+                                                 target_modules=LORA_TARGETS))
+    ds = Dataset.from_list([{"input_ids": r["input_ids"], "attention_mask": [1] * len(r["input_ids"]),
+                             "labels": r["labels"]} for r in rows])
+    collate = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
+
+    def counting(features):
+        count(features)
+        return collate(features)
+    targs = TrainingArguments(output_dir=tempfile.mkdtemp(), learning_rate=args.lr, lr_scheduler_type="cosine",
+                              warmup_steps=1, weight_decay=0.1, max_grad_norm=1.0, max_steps=args.steps,
+                              per_device_train_batch_size=args.batch_size, logging_steps=1, report_to="none",
+                              save_strategy="no", seed=0, data_seed=0, use_cpu=True, disable_tqdm=True,
+                              train_sampling_strategy="group_by_length" if opts.get("group_by_length") else "random")
+    trainer = Trainer(model=model, args=targs, train_dataset=ds, data_collator=counting, callbacks=callbacks)
+    return trainer.train()
 
 
 def _train_encoded(cfg, rows, out: Path, callbacks, count):
@@ -203,7 +251,8 @@ def main():
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--arm", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
-    p.add_argument("--arms", default="trl,sftflow-same-order,sftflow,sftflow-packed,trl-padding-free",
+    p.add_argument("--arms", default="trl,trl-no-checkpointing,trl-grouped,hf-trainer,sftflow-same-order,"
+                                     "sftflow,sftflow-packed",
                    help=f"comma-separated, from {', '.join(ARMS)}")
     args = p.parse_args()
     if args.arm:
@@ -232,25 +281,42 @@ def main():
           f"share of fp32 peak at ~{k}N FLOPs/token:")
     for arm, r in results.items():
         print(f"  {arm:20s} {r['tokens_per_s'] * k * n_params / (gf32 * 1e9):6.1%}")
-    trl_arms = {a: r for a, r in results.items() if a.startswith("trl")}
-    our_arms = {a: r for a, r in results.items() if a.startswith("sftflow")}
-    best_trl = max(trl_arms, key=lambda a: trl_arms[a]["tokens_per_s"])
-    best_ours = max(our_arms, key=lambda a: our_arms[a]["tokens_per_s"])
-    if "trl" in results and "sftflow-same-order" in results:
-        trl, same = results["trl"], results["sftflow-same-order"]
-        gap = abs(same["train_loss"] - trl["train_loss"]) / trl["train_loss"]
-        print(f"same tokens, same order, same masks: mean loss ours {same['train_loss']:.4f} vs TRL "
-              f"{trl['train_loss']:.4f} ({gap:.2%} apart; target <= 2%)")
+    headline(results)
+
+
+def loss_gap(a: dict, b: dict) -> float:
+    return abs(a["train_loss"] - b["train_loss"]) / b["train_loss"]
+
+
+def headline(results: dict[str, dict]) -> None:
+    """Our fastest arm within 2% loss of the fastest peer, against that peer; then vs TRL's defaults."""
+    peers = {a: r for a, r in results.items() if ARMS[a][0] != "sftflow"}
+    ours = {a: r for a, r in results.items() if ARMS[a][0] == "sftflow"}
+    if not peers or not ours:
+        sys.exit("the headline needs at least one peer arm and one sftflow arm")
+    peer = max(peers, key=lambda a: peers[a]["tokens_per_s"])
+    p = peers[peer]
+    print(f"\nfastest peer: {peer} {p['tokens_per_s']:.1f} tok/s, mean loss {p['train_loss']:.4f}")
+    for a, r in sorted(ours.items(), key=lambda kv: -kv[1]["tokens_per_s"]):
+        print(f"  {a:20s} {r['tokens_per_s']:7.1f} tok/s = {r['tokens_per_s'] / p['tokens_per_s']:.2f}x, "
+              f"loss {r['train_loss']:.4f} ({loss_gap(r, p):.2%} from the peer; same job when <= 2%)")
+    same_job = [a for a in ours if loss_gap(ours[a], p) <= 0.02]
+    if same_job:
+        best = max(same_job, key=lambda a: ours[a]["tokens_per_s"])
+    else:
+        best = "sftflow" if "sftflow" in ours else max(ours, key=lambda a: ours[a]["tokens_per_s"])
+        print(f"WARNING: no sftflow arm is within 2% of {peer}'s loss; the headline below is not like for like")
+    o = ours[best]
     if "trl" in results and "sftflow" in results:
-        print(f"defaults: ours {results['sftflow']['tokens_per_s']:.1f} vs TRL {results['trl']['tokens_per_s']:.1f} "
-              f"tok/s = {results['sftflow']['tokens_per_s'] / results['trl']['tokens_per_s']:.2f}x (target >= 1.0)")
-    o, t = our_arms[best_ours], trl_arms[best_trl]
-    print(f"best: {best_ours} {o['tokens_per_s']:.1f} vs {best_trl} {t['tokens_per_s']:.1f} tok/s = "
-          f"{o['tokens_per_s'] / t['tokens_per_s']:.2f}x (target >= 2.0); peak RSS {o['peak_rss_mb']:.0f} vs "
-          f"{t['peak_rss_mb']:.0f} MB")
+        print(f"vs TRL defaults: ours {results['sftflow']['tokens_per_s']:.1f} vs TRL "
+              f"{results['trl']['tokens_per_s']:.1f} tok/s = "
+              f"{results['sftflow']['tokens_per_s'] / results['trl']['tokens_per_s']:.2f}x")
+    print(f"headline: {best} {o['tokens_per_s']:.1f} vs {peer} {p['tokens_per_s']:.1f} tok/s = "
+          f"{o['tokens_per_s'] / p['tokens_per_s']:.2f}x (target >= 1.0), losses {loss_gap(o, p):.2%} apart; "
+          f"peak RSS {o['peak_rss_mb']:.0f} vs {p['peak_rss_mb']:.0f} MB")
     print(json.dumps({"benchmark": "train_throughput", "ours": round(o["tokens_per_s"], 1),
-                      "peer": round(t["tokens_per_s"], 1), "unit": "non-padding tokens/s",
-                      "ratio": round(o["tokens_per_s"] / t["tokens_per_s"], 3), "target": 2.0}))
+                      "peer": round(p["tokens_per_s"], 1), "unit": "non-padding tokens/s",
+                      "ratio": round(o["tokens_per_s"] / p["tokens_per_s"], 3), "target": 1.0}))
 
 
 if __name__ == "__main__":
