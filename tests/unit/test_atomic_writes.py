@@ -14,7 +14,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from sftflow.io import write_examples, write_jsonl, write_manifest
@@ -115,10 +114,9 @@ def test_a_folder_appears_complete_or_not_at_all(tmp_path):
     target = tmp_path / "adapter"
     with atomic_dir(target) as d:
         (d / "weights.bin").write_bytes(b"v1")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(target) as d:
-            (d / "weights.bin").write_bytes(b"v2-partial")
-            raise RuntimeError("killed while saving")
+    with pytest.raises(RuntimeError), atomic_dir(target) as d:
+        (d / "weights.bin").write_bytes(b"v2-partial")
+        raise RuntimeError("killed while saving")
     assert (target / "weights.bin").read_bytes() == b"v1" and only(tmp_path) == {"adapter", "weights.bin"}
     with atomic_dir(target) as d:
         (d / "weights.bin").write_bytes(b"v2")
@@ -154,10 +152,9 @@ def test_files_staged_into_a_run_folder_arrive_whole_and_weights_last(tmp_path):
     from sftflow.io.atomic import staged_into
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    with pytest.raises(RuntimeError):
-        with staged_into(run) as d:
-            (d / "adapter_config.json").write_text("{}")
-            raise RuntimeError("killed while saving")
+    with pytest.raises(RuntimeError), staged_into(run) as d:
+        (d / "adapter_config.json").write_text("{}")
+        raise RuntimeError("killed while saving")
     assert only(run) == {"checkpoints"}
     moved = []
     import os as _os

@@ -20,8 +20,7 @@ def letter(text, **params):
 
 def write_letters(path, texts, torn: str | None = None):
     with open(path, "w", encoding="utf-8") as f:
-        for t in texts:
-            f.write(json.dumps(letter(t)) + "\n")
+        f.writelines(json.dumps(letter(t)) + "\n" for t in texts)
         if torn is not None:
             f.write(json.dumps(letter(torn))[:37])          # killed half-way through this row
 

@@ -28,13 +28,15 @@ import asyncio
 import base64
 import email.utils
 import json
+import math
 import os
 import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -72,7 +74,7 @@ def _count(usage: dict, name: str) -> int:
     v = usage.get(name)
     if v is None:
         return 0
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < 0:
         raise ReplyShapeError(f"usage.{name} is {v!r}, not a count")
     return int(v)
 
@@ -112,7 +114,7 @@ def completion_from_reply(data: Any) -> Completion:
         logprobs = []
         for j, t in enumerate(lp["content"]):
             v = t.get("logprob") if isinstance(t, dict) else None
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v > 0:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v > 0:
                 raise ReplyShapeError(f"logprobs.content[{j}].logprob is {v!r}, not a log-probability")
             logprobs.append(float(v))
     return Completion(text=text, finish_reason=reason, completion_tokens=_count(usage, "completion_tokens"),
@@ -277,11 +279,11 @@ class OpenAIBackend:
         try:
             resp = await asyncio.wait_for(client.post(self._url, json=body),
                                           self.deadline)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RetryableError(f"deadline: no complete reply within {self.deadline:g} s") from None
         return self._parse(resp)
 
-    async def _one(self, slots: "asyncio.Queue[httpx.AsyncClient]",
+    async def _one(self, slots: asyncio.Queue[httpx.AsyncClient],
                    messages: list[dict[str, str]], params: GenParams) -> Completion:
         body = self._body(messages, params)
         last_error = ""

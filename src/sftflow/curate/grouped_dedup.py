@@ -20,7 +20,7 @@ between distinct rows only. (Identical rows count as similar even at a threshold
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

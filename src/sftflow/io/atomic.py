@@ -24,8 +24,9 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 
 def _tmp_name(path: Path, kind: str) -> Path:

@@ -35,9 +35,8 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
-
 
 _OK_CHOICE = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "x"}}
 # 200 replies whose JSON parses but whose shape is wrong, as broken proxies and servers send them
@@ -55,7 +54,7 @@ class _Handler(BaseHTTPRequestHandler):
     # headers and body go out in two writes; without TCP_NODELAY, Nagle + delayed ACK
     # add ~40 ms to every response
     disable_nagle_algorithm = True
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *args):      # keep test output clean
         pass
@@ -71,7 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.wfile.flush()
 
-    def do_POST(self):  # noqa: N802 (http.server naming)
+    def do_POST(self):
         fake = self.server.fake
         n = int(self.headers.get("Content-Length") or 0)
         try:
@@ -137,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise ValueError(f"unknown fault action {action!r}")
 
-    def _trickle(self, fake: "FakeOpenAIServer") -> None:
+    def _trickle(self, fake: FakeOpenAIServer) -> None:
         body = json.dumps({"choices": [{"message": {"content": "slow " * 200}}]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -163,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
-    fake: "FakeOpenAIServer"
+    fake: FakeOpenAIServer
 
 
 class FakeOpenAIServer:
@@ -205,7 +204,7 @@ class FakeOpenAIServer:
         assert self._httpd is not None, "server not started"
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    def start(self) -> "FakeOpenAIServer":
+    def start(self) -> FakeOpenAIServer:
         self._httpd = _Server(("127.0.0.1", self.port), _Handler)
         self._httpd.fake = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
