@@ -14,6 +14,7 @@ Tool results, user and system text are never supervised, asserted on every case.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 
@@ -229,7 +230,9 @@ def test_template_that_ignores_tool_calls_is_refused_naming_them(tokenizers):
         encode(CONVERSATIONS["tool_round_trip"], tokenizers("llama3.jinja"), tools=TOOLS, template=tpl)
 
 
-def test_one_sequence_training_on_rewritten_history_errors_and_encode_many_expands(tokenizers):
+def test_one_sequence_training_on_rewritten_history_errors_and_encode_many_expands(tokenizers, monkeypatch):
+    encode_module = importlib.import_module("sftflow.chat.encode")
+    monkeypatch.setattr(encode_module, "_noticed", set())   # the notice is given once per process and template
     name = "qwen3.jinja"
     tok, tpl = tokenizers(name), (templates_dir() / name).read_text()
     msgs = CONVERSATIONS["reasoning_every_turn"]

@@ -115,3 +115,6 @@ def test_probe_chosen_checkpoint_has_the_best_probe_rate(tiny_model_dir, data, t
     kept = load_file(str(ck / f"checkpoint-{best}" / "adapter_model.safetensors"))
     final = load_file(str(tmp_path / "adapter_model.safetensors"))
     assert set(kept) == set(final) and all(torch.equal(kept[k], final[k]) for k in final)
+    # the probe generated with left padding on its own tokenizer, not on the one saved
+    from sftflow.models import load_tokenizer
+    assert load_tokenizer(str(tmp_path)).padding_side == load_tokenizer(tiny_model_dir).padding_side

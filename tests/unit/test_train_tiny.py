@@ -66,26 +66,6 @@ def test_best_checkpoint_is_the_output(lora_run):
     assert (out / "train_config.yaml").exists() and (out / "tokenizer.json").exists()
 
 
-def test_merged_model_reloads_with_plain_transformers_and_generates(lora_run):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    _, out = lora_run
-    model = AutoModelForCausalLM.from_pretrained(out / "merged")
-    tok = AutoTokenizer.from_pretrained(out / "merged")
-    ids = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)
-    gen = model.generate(**ids, max_new_tokens=5, do_sample=False)
-    assert gen.shape[1] == ids["input_ids"].shape[1] + 5 or gen[0, -1].item() == tok.eos_token_id
-
-
-def test_full_finetune_moves_all_weights(tiny_model_dir, data, tmp_path):
-    cfg = TrainConfig(model=tiny_model_dir, data=[str(data / "train.jsonl")], eval=[str(data / "eval.jsonl")],
-                      method="full", max_steps=3, batch_size=4, learning_rate=1e-3, logging_steps=1)
-    train(cfg, out_dir=tmp_path, quiet=True)
-    base = load_file(str(Path(tiny_model_dir) / "model.safetensors"))
-    tuned = load_file(str(tmp_path / "model.safetensors"))
-    assert not torch.equal(base["model.layers.0.mlp.up_proj.weight"], tuned["model.layers.0.mlp.up_proj.weight"])
-
-
 def test_heldout_split_is_seeded_and_disjoint(tiny_model_dir, data, tmp_path):
     cfg = TrainConfig(model=tiny_model_dir, data=[str(data / "train.jsonl")], max_steps=1, batch_size=4,
                       eval_fraction=0.25, seed=3)
@@ -107,28 +87,6 @@ def test_qlora_refused_with_reason_without_cuda(tiny_model_dir, data, tmp_path):
     from sftflow.config import ConfigError, validate
     with pytest.raises(ConfigError, match="use method=lora"):
         validate(TrainConfig, {"load_in_4bit": True, "method": "full"})
-
-
-def test_packed_training_run(tiny_model_dir, data, tmp_path):
-    cfg = TrainConfig(model=tiny_model_dir, data=[str(data / "train.jsonl")], eval=[str(data / "eval.jsonl")],
-                      packing=True, pack_length=128, max_steps=3, batch_size=2, logging_steps=1)
-    res = train(cfg, out_dir=tmp_path, quiet=True)
-    assert res.steps == 3 and res.final_train_loss == res.final_train_loss
-
-
-def test_best_checkpoint_by_probe(tiny_model_dir, data, tmp_path):
-    probe = {"name": "says_answer", "kind": "regex", "pattern": "Answer"}
-    cfg = TrainConfig(model=tiny_model_dir, data=[str(data / "train.jsonl")], eval=[str(data / "eval.jsonl")],
-                      max_steps=4, eval_steps=2, batch_size=4, learning_rate=1e-2, best_probe=probe,
-                      best_probe_prompts=2, logging_steps=2)
-    res = train(cfg, out_dir=tmp_path, quiet=True)
-    state = json.loads((tmp_path / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
-    assert state["best_metric"] == res.best_eval_loss
-    assert 0.0 <= res.best_eval_loss <= 1.0               # a probe rate, not a loss
-    assert state["best_model_checkpoint"].endswith(("checkpoint-2", "checkpoint-4"))
-    # the probe generated with left padding on its own tokenizer, not on the one saved
-    from sftflow.models import load_tokenizer
-    assert load_tokenizer(str(tmp_path)).padding_side == load_tokenizer(tiny_model_dir).padding_side
 
 
 def test_final_eval_is_not_repeated_without_keep_best(tiny_model_dir, data, tmp_path, monkeypatch, capsys):
