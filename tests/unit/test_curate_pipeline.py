@@ -6,7 +6,6 @@ import json
 from collections import Counter
 
 import pytest
-import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner

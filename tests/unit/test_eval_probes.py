@@ -4,7 +4,7 @@ import pytest
 
 from sftflow.config import ConfigError
 from sftflow.evaluate.config import EvalConfig, ProbeSpec
-from sftflow.evaluate.probes import load_probes, max_ngram_repeats, run_probes
+from sftflow.probes import load_probes, max_ngram_repeats, run_probes
 from sftflow.intervals import wilson
 
 ANSWERS = [
@@ -95,7 +95,7 @@ def test_paired_loss_delta_interval():
 
 
 def test_compare_probes_pairs_base_and_tuned_by_prompt():
-    from sftflow.evaluate.probes import compare_probes
+    from sftflow.probes import compare_probes
     sorry = {"text": "I'm sorry, I think so.", "finish_reason": "stop"}
     plain = {"text": "Yes.", "finish_reason": "stop"}
     failed = {"text": "", "finish_reason": "error"}

@@ -6,7 +6,7 @@ import pytest
 
 from sftflow.backends import FakeBackend
 from sftflow.evaluate.correctness import grade_answers, parse_verdict, summarize_grades
-from sftflow.evaluate.reference import (Figure, extract_figures, figure_rows, matches, states_figure,
+from sftflow.evaluate.reference import (Figure, extract_figures, figure_rows, states_figure,
                                         summarize_figures, target_figure)
 from sftflow.schema import Example
 

@@ -87,7 +87,7 @@ def _probe_rate(tiny_model_dir, adapter_dir, prompts, probe) -> float:
 
     from sftflow.backends import GenParams
     from sftflow.backends.transformers_backend import TransformersBackend
-    from sftflow.evaluate.probes import run_probes
+    from sftflow.probes import run_probes
     from sftflow.models import load_tokenizer
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), adapter_dir).eval()
     be = TransformersBackend(model="checkpoint", model_obj=model, tokenizer=load_tokenizer(tiny_model_dir),

@@ -32,7 +32,7 @@ def eval_cmd(
     cfg = stage_config(EvalConfig, config, "eval", given or {}, set_, "eval options")
     if not cfg.model:
         raise ConfigError("eval needs the tuned model: --model PATH (or model: in --config)")
-    from ..evaluate.probes import load_probes
+    from ..probes import load_probes
     from ..evaluate.run import evaluate
     if probes:
         cfg.extra_probes = list(cfg.extra_probes) + load_probes(probes)

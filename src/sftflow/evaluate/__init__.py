@@ -2,7 +2,7 @@
 multiple-choice forgetting checks and an LLM judge."""
 
 from .config import ChoiceSection, EvalConfig, JudgeSection, ProbeSpec
-from .probes import run_probes
+from ..probes import run_probes
 from .run import EvalFailed, evaluate
 
 __all__ = ["ChoiceSection", "EvalConfig", "EvalFailed", "JudgeSection", "ProbeSpec", "evaluate", "run_probes"]

@@ -17,72 +17,7 @@ from pydantic import Field, model_validator
 
 from ..config import StrictModel
 
-ProbeKind = Literal["regex", "prefix", "finish_reason", "repeated_ngrams", "length"]
-
-
-class ProbeSpec(StrictModel):
-    """One behaviour probe: a rule that is true or false for each answer.
-
-    kinds: ``regex`` (``pattern`` searched in the answer, or only in its first
-    ``head_chars`` characters), ``prefix`` (answer starts with ``prefix`` after
-    leading whitespace), ``finish_reason`` (equals ``equals``: "stop" or "length"),
-    ``repeated_ngrams`` (some word ``n``-gram occurs at least ``min_repeats`` times),
-    ``length`` (answer longer than ``above`` / shorter than ``below``, in ``unit``).
-    ``negate`` flips the rule, so a format rule can count its violations.
-    """
-
-    name: str
-    kind: ProbeKind
-    description: str = ""
-    pattern: str | None = None
-    ignore_case: bool = True
-    head_chars: int | None = Field(None, gt=0)
-    prefix: str | None = None
-    equals: Literal["stop", "length"] | None = None
-    n: int = Field(4, ge=1)
-    min_repeats: int = Field(3, ge=2)
-    unit: Literal["words", "chars", "tokens"] = "words"
-    above: float | None = None
-    below: float | None = None
-    negate: bool = False
-
-    @model_validator(mode="after")
-    def _needs(self):
-        need = {"regex": ("pattern",), "prefix": ("prefix",), "finish_reason": ("equals",)}
-        for f in need.get(self.kind, ()):
-            if getattr(self, f) is None:
-                raise ValueError(f"probe '{self.name}' of kind '{self.kind}' needs '{f}'")
-        if self.kind == "length" and self.above is None and self.below is None:
-            raise ValueError(f"probe '{self.name}' of kind 'length' needs 'above' or 'below'")
-        if self.kind == "regex":
-            import re
-            try:
-                re.compile(self.pattern)
-            except re.error as e:
-                raise ValueError(f"probe '{self.name}': bad regex {self.pattern!r}: {e}") from None
-        return self
-
-
-# The shipped probes. The apology/hedge preamble is the fintech case from the
-# mission: an assistant that opens with "I'm sorry" or "As an AI" wastes the
-# reader's first line, so a good tune should drive this rate near zero.
-DEFAULT_PROBES: list[dict] = [
-    {"name": "apology_preamble", "kind": "regex", "head_chars": 80,
-     "description": "opens with an apology or hedge",
-     "pattern": r"^\W*(I'?m sorry|I am sorry|sorry\b|I apologi[sz]e|my apologies|as an AI|"
-                r"as a language model|unfortunately|I'?m afraid|I'?m just an AI)"},
-    {"name": "refusal", "kind": "regex", "description": "declines to answer",
-     "pattern": r"\b(I can(?:no|')t (?:help|assist|provide|answer|do that|comply|fulfill)|"
-                r"I(?: am|'m) (?:not able|unable) to (?:help|assist|provide|answer)|"
-                r"I won'?t (?:help|provide|answer)|I will not (?:help|provide|answer)|"
-                r"I must decline|against my (?:guidelines|programming|policy))"},
-    {"name": "hit_token_limit", "kind": "finish_reason", "equals": "length",
-     "description": "ran into max_new_tokens instead of ending its turn"},
-    {"name": "repeated_ngrams", "kind": "repeated_ngrams", "n": 4, "min_repeats": 3,
-     "description": "some 4-word sequence occurs 3 or more times (looping)"},
-    {"name": "long_answer", "kind": "length", "unit": "words", "above": 200,
-     "description": "more than 200 words"},
-]
+from ..probes import DEFAULT_PROBES, ProbeKind, ProbeSpec  # noqa: F401 - part of the eval schema
 
 
 class ChoiceSection(StrictModel):

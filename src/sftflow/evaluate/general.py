@@ -62,7 +62,7 @@ def side_general(section: GeneralSection, lm, tok, backend, *, max_length: int |
 def general_metrics(sides: dict[str, dict]) -> dict[str, Any] | None:
     """The ``general`` block of metrics.json (None when the probe was off)."""
     from .heldout import compare
-    from .probes import compare_probes, run_probes
+    from ..probes import compare_probes, run_probes
 
     per = {s: r.get("general") for s, r in sides.items() if r.get("general")}
     if "tuned" not in per:

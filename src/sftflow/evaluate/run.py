@@ -26,7 +26,7 @@ from ..models import load_model, load_tokenizer, weights_hash
 from .config import EvalConfig
 from .generations import generate_answers, side_by_side
 from .heldout import compare, heldout_loss, per_example_table
-from .probes import compare_probes, run_probes
+from ..probes import compare_probes, run_probes
 
 console = Console(stderr=True)
 

@@ -222,7 +222,7 @@ class ProbeMetric(TrainerCallback):
 
     def __init__(self, prompts: list[list[dict[str, str]]], tokenizer, probe, *, max_new_tokens: int = 64,
                  generate=None, log: EventLog | None = None):
-        from ..evaluate.probes import as_specs
+        from ..probes import as_specs
         self.prompts = prompts
         self.tokenizer = copy.deepcopy(tokenizer)
         self.spec = as_specs([probe])[0]
@@ -243,7 +243,7 @@ class ProbeMetric(TrainerCallback):
                 for c in be.generate(self.prompts, GenParams(max_new_tokens=self.max_new_tokens))]
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
-        from ..evaluate.probes import run_probes
+        from ..probes import run_probes
         if metrics is None or model is None:
             return
         was_training = model.training
