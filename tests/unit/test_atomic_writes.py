@@ -14,6 +14,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sftflow.io import write_examples, write_jsonl, write_manifest
@@ -97,6 +98,18 @@ def test_parquet_output_is_renamed_into_place_complete(tmp_path, monkeypatch):
     assert out.read_bytes() == before and only(tmp_path) == {"records.parquet"}
 
 
+def test_quality_model_survives_a_failed_save(tmp_path, disk_full):
+    from sftflow.select.quality import QualityModel
+    m = QualityModel(coef=np.ones(4), intercept=0.5, calibration={"method": "sigmoid", "a": -1.0, "b": 0.0})
+    path = m.save(tmp_path)
+    before = path.read_bytes()
+    disk_full()
+    m.intercept = 9.0
+    with pytest.raises(OSError):
+        m.save(tmp_path)
+    assert path.read_bytes() == before and only(tmp_path) == {"quality.json"}
+
+
 def test_atomic_helpers_replace_whole_or_not_at_all(tmp_path, disk_full):
     p = tmp_path / "metrics.json"
     atomic_write_json(p, {"a": 1})
@@ -173,3 +186,17 @@ def test_files_staged_into_a_run_folder_arrive_whole_and_weights_last(tmp_path):
         _os.replace = real
     assert moved[-1] == "adapter_model.safetensors"
     assert only(run) == {"checkpoints", "adapter_model.safetensors", "adapter_config.json", "tokenizer.json"}
+
+
+# Outputs whose writers need a model run to reach; the atomic helper is checked above, this
+# keeps their call sites on it (a bare write_text or np.save to a path is not atomic).
+OUTPUT_WRITERS = ["evaluate/run.py", "pipeline/experiment.py", "select/quality.py", "select/pipeline.py",
+                  "select/scorers.py", "train/sft.py", "io/writers.py", "io/manifest.py"]
+
+
+@pytest.mark.parametrize("module", OUTPUT_WRITERS)
+def test_output_writers_write_through_the_atomic_helper(module):
+    import re
+    src = (Path(__file__).resolve().parents[2] / "src" / "sftflow" / module).read_text()
+    bare = re.findall(r"^.*(?:\.write_text\(|\.write_bytes\(|np\.save\((?!f,)|json\.dump\().*$", src, re.M)
+    assert bare == [], f"{module}: not atomic: {bare}"

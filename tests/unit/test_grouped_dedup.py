@@ -39,3 +39,24 @@ def test_thirty_thousand_identical_rows_make_no_pairs():
     rep, linked = grouped_representatives(emb, sorted, lambda v: seen.append(len(v)) or similar_pairs(v, 0.9))
     assert seen == [1] and len(linked) == 30000 and set(rep.tolist()) == {0}
     assert identical_groups(emb).max() == 0
+
+
+def test_semantic_dedup_on_template_heavy_data_stays_small():
+    import tracemalloc
+
+    from sftflow.curate.config import SemanticDedupParams
+    from sftflow.curate.dedup import SemanticDedup
+    from sftflow.schema import Example
+    rng = np.random.default_rng(0)
+    same = np.full((3000, 64), 1 / 8, dtype=np.float32)
+    diff = rng.standard_normal((3000, 64)).astype(np.float32)
+    diff /= np.linalg.norm(diff, axis=1, keepdims=True)
+    emb = np.concatenate([same, diff])
+    examples = [Example.single("Fill in: NAME", "ok")] * 3000 + [Example.single(f"q{i}", "ok") for i in range(3000)]
+    tracemalloc.start()
+    res = SemanticDedup(SemanticDedupParams(threshold=0.9), embeddings=lambda t, **k: emb).run(examples)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(res.kept) == 3001 and len(res.rejected) == 2999
+    # 4.5 million pairs among the copies would be > 100 MB; without them a few MB
+    assert peak < 60e6, f"{peak / 1e6:.0f} MB"

@@ -16,6 +16,7 @@ import numpy as np
 from ..embed import embed_texts, example_text
 from ..schema import Example
 from .config import ExactDedupParams, NearDedupParams, SemanticDedupParams
+from .grouped_dedup import grouped_representatives
 from .minhash import (choose_bands, confirm_pairs, jaccard_many, minhash_candidates, normalized_key,
                       representative_clusters, shingle_hashes)
 from .steps import Step, StepResult, measurements, reject
@@ -50,17 +51,21 @@ def keep_order(members: list[int], examples: list[Example], policy: str,
     raise ValueError(f"unknown keep policy {policy!r}")
 
 
-def resolve_clusters(step: str, examples: list[Example], pairs: np.ndarray, policy: str,
+def resolve_clusters(step: str, examples: list[Example], pairs: np.ndarray | None, policy: str,
                      score_key: str | None, similarity: Callable[[np.ndarray], np.ndarray],
-                     describe: str) -> StepResult:
+                     describe: str, grouped: tuple[np.ndarray, list[int]] | None = None) -> StepResult:
     """Cluster around representatives chosen by the keep policy; write cluster ids; reject the
     rest naming the record kept and their similarity to it (always at or above the bar).
 
     ``pairs`` are the confirmed similar pairs; ``similarity(pairs)`` gives the similarity
-    of each (member, representative) pair.
+    of each (member, representative) pair. ``grouped`` (rep per record, linked records)
+    replaces ``pairs`` where identical rows were collapsed first (``grouped_dedup``).
     """
-    linked = np.unique(pairs).tolist() if len(pairs) else []
-    rep = representative_clusters(len(examples), pairs, keep_order(linked, examples, policy, score_key))
+    if grouped is not None:
+        rep, linked = grouped
+    else:
+        linked = np.unique(pairs).tolist() if len(pairs) else []
+        rep = representative_clusters(len(examples), pairs, keep_order(linked, examples, policy, score_key))
     sizes = np.bincount(rep, minlength=len(examples))
     for i in linked:
         m = measurements(examples[i], step)
@@ -171,7 +176,11 @@ class SemanticDedup(Step):
             emb = self._emb_fn(texts, method=p.method, model=p.model)
         else:
             emb = embed_texts(texts, p.model, method=p.method, batch_size=p.batch_size)
-        pairs = similar_pairs(emb, p.threshold, p.block_size)
-        return resolve_clusters(self.name, examples, pairs, p.keep, p.score_key,
+        # Identical embeddings (template-heavy data) collapsed before the pair search: pairs
+        # among distinct rows only, the same clusters (see grouped_dedup).
+        emb = np.asarray(emb)
+        grouped = grouped_representatives(emb, lambda m: keep_order(m, examples, p.keep, p.score_key),
+                                          lambda v: similar_pairs(v, p.threshold, p.block_size))
+        return resolve_clusters(self.name, examples, None, p.keep, p.score_key,
                                 lambda prs: np.einsum("ij,ij->i", emb[prs[:, 0]], emb[prs[:, 1]]),
-                                f"semantic duplicate ({p.method} cosine >= {p.threshold})")
+                                f"semantic duplicate ({p.method} cosine >= {p.threshold})", grouped=grouped)

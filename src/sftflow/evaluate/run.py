@@ -22,6 +22,7 @@ from rich.console import Console
 from ..backends import GenParams
 from ..errors import EvalFailed  # noqa: F401  (defined without torch; raised here)
 from ..io import load_examples, sha256_file, write_jsonl, write_manifest
+from ..io.atomic import atomic_write_text
 from ..models import load_model, load_tokenizer, weights_hash
 from .config import EvalConfig
 from .generations import generate_answers, side_by_side
@@ -136,13 +137,17 @@ def _side(cfg, model_path, examples, parts: Path, data_sha: str, label: str, fal
     key = _part_key(model_path, cfg, data_sha)
     part = parts / f"{label}.json"
     if part.exists():
-        saved = json.loads(part.read_text())
+        try:
+            saved = json.loads(part.read_text())
+        except ValueError:      # cut short by a kill (before parts were written atomically)
+            console.print(f"[yellow][sftflow] eval: {part} is cut short; computing {label} again[/yellow]")
+            saved = {}
         if saved.get("key") == key:
             console.print(f"[sftflow] eval: reusing saved {label} results ({part})")
             return saved["result"]
     res = evaluate_side(cfg, model_path, examples, tokenizer_fallback=fallback, label=label)
     parts.mkdir(parents=True, exist_ok=True)
-    part.write_text(json.dumps({"key": key, "result": clean_json(res)}))
+    atomic_write_text(part, json.dumps({"key": key, "result": clean_json(res)}))
     return res
 
 
@@ -238,7 +243,7 @@ def forgetting_gate(cfg: EvalConfig, sides: dict[str, dict]) -> tuple[dict, str,
 
 
 def write_metrics(cfg: EvalConfig, metrics: dict[str, Any], held: HeldOut, out_dir: Path) -> None:
-    (out_dir / "metrics.json").write_text(json.dumps(clean_json(metrics), indent=2))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(clean_json(metrics), indent=2))
     write_manifest(out_dir, stage="eval", inputs=held.files, config=cfg,
                    counts={"examples": len(held.examples), "status": metrics["status"]})
 

@@ -35,6 +35,7 @@ from rich.console import Console
 from ..config import StrictModel, apply_overrides, validate
 from ..evaluate.config import EvalConfig
 from ..io import read_examples, write_examples, write_manifest
+from ..io.atomic import atomic_write_text
 from ..train.config import TrainConfig
 from ..select.config import SelectConfig
 
@@ -167,7 +168,7 @@ def _run_one(cfg: ExperimentConfig, arm: str, r: int, train_file: Path, heldout_
             acc = (c.get("tuned") or {}).get("acc")
             if acc is not None:
                 out[f"choice:{name}"] = acc
-    done.write_text(json.dumps(out, indent=2))
+    atomic_write_text(done, json.dumps(out, indent=2))
     return out
 
 
@@ -260,8 +261,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path) -> dict[str, Any]
               "metric_note": "heldout_loss: lower is better; probe rates are shares of answers that "
                              "trip the probe", "table": table,
               "plot": str(_plot(metrics, runs, arms, out / "select_vs_random.png"))}
-    (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
-    (out / "table.md").write_text(table + f"\n\nverdict (held-out loss): {result['verdict']}\n")
+    atomic_write_text(out / "results.json", json.dumps(result, indent=2, default=str))
+    atomic_write_text(out / "table.md", table + f"\n\nverdict (held-out loss): {result['verdict']}\n")
     write_manifest(out, stage="experiment:select-vs-random", inputs=list(cfg.pool) + list(cfg.heldout),
                    config=cfg, counts={"pool": len(pool), "heldout": len(heldout), "subset": n,
                                        "runs": len(runs)})

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from ..embed import EmbeddingCache
 from ..io import read_examples, write_examples, write_manifest, write_rejected
+from ..io.atomic import atomic_open
 from ..schema import Example
 from .cache import ScoreCache
 from .config import NoveltyConfig, QualityConfig, ScoreConfig, SelectConfig, SelectionConfig
@@ -200,7 +201,8 @@ def _rewrite_sidecar(examples: list[Example], emb: np.ndarray | None, out: Path)
     if all("vector" in r for r in rows):
         return
     side = sidecar_path(out)
-    np.save(side, emb)
+    with atomic_open(side, "wb") as f:      # whole or not at all
+        np.save(f, emb)
     for r, (ex, ref) in enumerate(zip(examples, rows)):
         ex.metadata["scores"]["embedding"] = {"file": side.name, "row": r, "model": ref.get("model")}
 

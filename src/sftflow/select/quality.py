@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.atomic import atomic_write_text
 from ..schema import Example, RecordError
 from .scorers import scores_of
 
@@ -65,9 +66,9 @@ class QualityModel:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         path = out / MODEL_FILE
-        path.write_text(json.dumps({"kind": KIND, "coef": self.coef.tolist(), "intercept": self.intercept,
-                                    "calibration": self.calibration, "embedder": self.embedder,
-                                    "method": self.method, "report": self.report}, indent=1))
+        atomic_write_text(path, json.dumps({"kind": KIND, "coef": self.coef.tolist(), "intercept": self.intercept,
+                                            "calibration": self.calibration, "embedder": self.embedder,
+                                            "method": self.method, "report": self.report}, indent=1))
         return path
 
     @classmethod

@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..embed import EmbeddingCache
+from ..io.atomic import atomic_open
 from ..nll import ExampleLoss, LossOptions, example_losses, resolve_precision
 from ..schema import Example, RecordError, content_id
 from .cache import ModelIdentity, ScoreCache, template_id
@@ -306,7 +307,8 @@ def attach_embeddings(examples: list[Example], emb: np.ndarray, *, sidecar: str 
     if sidecar is not None:
         sidecar = Path(sidecar)
         sidecar.parent.mkdir(parents=True, exist_ok=True)
-        np.save(sidecar, emb.astype(np.float32))
+        with atomic_open(sidecar, "wb") as f:      # whole or not at all
+            np.save(f, emb.astype(np.float32))
         for r, ex in enumerate(examples):
             scores_of(ex)["embedding"] = {"file": sidecar.name, "row": r, "model": name}
     else:
