@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .minhash import representative_clusters
+from .clusters import representative_clusters
 
 
 def identical_groups(emb: np.ndarray) -> np.ndarray:

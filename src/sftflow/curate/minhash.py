@@ -14,7 +14,7 @@ Step by step:
    those are banded again in numpy to list candidate pairs.
 5. Confirmation: every candidate pair is checked with the *exact* Jaccard of the two
    shingle sets; nothing is removed on an estimate.
-6. Clusters: connected components of confirmed pairs (``components``).
+6. Clusters around the records kept (``clusters.representative_clusters``).
 
 Bands and rows default to the (b, r) that minimise 0.1 * false-positive + 0.9 *
 false-negative probability mass around the threshold: since every candidate is
@@ -31,9 +31,8 @@ from functools import lru_cache
 
 import numpy as np
 import rensa
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
+from .clusters import representative_clusters
 from .filters import words
 
 
@@ -370,45 +369,6 @@ def confirm_pairs(pairs: np.ndarray, flat: np.ndarray, offsets: np.ndarray,
     jac = jaccard_many(flat, offsets, pairs)
     ok = jac >= threshold
     return pairs[ok], jac[ok]
-
-
-def components(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected-component label per row (rows without pairs are their own component)."""
-    if len(pairs) == 0:
-        return np.arange(n)
-    g = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    return connected_components(g, directed=False)[1]
-
-
-def representative_clusters(n: int, pairs: np.ndarray, order: list[int] | np.ndarray | None = None) -> np.ndarray:
-    """``rep[i]``: the record that row i is a duplicate of, or i itself when it is kept.
-
-    Greedy clustering around representatives, not connected components: components
-    would put A, B and C in one cluster for a chain A~B~C and drop C although C is not
-    similar enough to A, the record kept. Here records are visited in ``order`` (the keep
-    policy's preference, best first; index order by default); an unassigned record
-    becomes a representative and takes every unassigned record it is directly paired
-    with. So every removed record reaches the threshold with the record it is removed
-    for, and no two representatives are a confirmed pair.
-    """
-    rep = np.arange(n)
-    if len(pairs) == 0:
-        return rep
-    sym = np.concatenate([pairs, pairs[:, ::-1]])
-    g = coo_matrix((np.ones(len(sym), dtype=np.int8), (sym[:, 0], sym[:, 1])), shape=(n, n)).tocsr()
-    indptr, nbrs = g.indptr, g.indices
-    linked = np.flatnonzero(np.diff(indptr))
-    assigned = np.zeros(n, dtype=bool)
-    visit = linked if order is None else [i for i in order if indptr[i + 1] > indptr[i]]
-    for u in visit:
-        if assigned[u]:
-            continue
-        assigned[u] = True
-        for v in nbrs[indptr[u]:indptr[u + 1]]:
-            if not assigned[v]:
-                assigned[v] = True
-                rep[v] = u
-    return rep
 
 
 @dataclass

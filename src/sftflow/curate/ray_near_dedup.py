@@ -22,7 +22,8 @@ from ..engine import EngineConfig, shuffle_partitions
 from ..engine.ray_io import examples_of
 from ..schema import Example
 from .dedup import NearDedup, _get_path, keep_order, texts_of
-from .minhash import _pos_mult, choose_bands, jaccard_many, representative_clusters, shingle_hashes
+from .clusters import representative_clusters
+from .minhash import _pos_mult, choose_bands, jaccard_many, shingle_hashes
 from .ray_rows import kept_of, rejects_of, verdict_rows
 from .steps import measurements
 
