@@ -1,7 +1,7 @@
 import pytest
 
 from sftflow.backends import FakeBackend
-from sftflow.evaluate.judge import combine, judge_pairwise, judge_single, load_prompt, parse_grade, parse_pairwise
+from sftflow.judge import combine, judge_pairwise, judge_single, load_prompt, parse_grade, parse_pairwise
 
 QS = ["q1", "q2", "q3", "q4"]
 TUNED = ["tuned-1", "tuned-2", "tuned-3", "tuned-4"]
@@ -79,7 +79,7 @@ def test_single_grading_and_prompt_file(tmp_path):
 
 def test_likelihood_judge_always_gives_a_verdict(tiny_model_dir):
     from sftflow.evaluate.choice import grouped_loglikelihoods
-    from sftflow.evaluate.judge import LikelihoodJudge
+    from sftflow.evaluate.likelihood_judge import LikelihoodJudge
     from sftflow.models import load_model, load_tokenizer
     model, tok = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
     judge = LikelihoodJudge("tiny", model_obj=model, tokenizer=tok, batch_size=3)
@@ -181,7 +181,7 @@ def test_the_judge_reads_the_whole_conversation():
 
 
 def test_placeholders_are_filled_in_one_pass():
-    from sftflow.evaluate.judge import fill
+    from sftflow.judge import fill
     seen = []
     judge_pairwise(FakeBackend(lambda m: seen.append(m[-1]["content"]) or "[[C]]"), ["q {answer_a}"],
                    ["tuned says {answer_b} literally"], ["base"], bootstrap=100)
@@ -211,8 +211,8 @@ def _char_lm_loglikelihoods(table):
 
 
 def test_likelihood_judge_can_give_a_multi_token_grade(monkeypatch):
-    import sftflow.evaluate.choice as choice
-    from sftflow.evaluate.judge import LikelihoodJudge
+    import sftflow.evaluate.likelihood_judge as likelihood_judge
+    from sftflow.evaluate.likelihood_judge import LikelihoodJudge
     # The model writes "1" then "0" then "]]" most of the time: "10" is its likeliest grade
     # (0.54); "1]]" has 0.06 and each other grade 0.4 / 9. Summing the tokens of "10" without
     # its closing bracket compares P("1...") with P("10..."), and "10" can never win.
@@ -220,7 +220,7 @@ def test_likelihood_judge_can_give_a_multi_token_grade(monkeypatch):
     table = {"": {"1": 0.6, **rest}, "1": {"0": 0.9, "]": 0.1}, "10": {"]": 1.0}, "10]": {"]": 1.0},
              "1]": {"]": 1.0}, **{str(d): {"]": 1.0} for d in range(2, 10)},
              **{f"{d}]": {"]": 1.0} for d in range(2, 10)}}
-    monkeypatch.setattr(choice, "grouped_loglikelihoods", _char_lm_loglikelihoods(table))
+    monkeypatch.setattr(likelihood_judge, "grouped_loglikelihoods", _char_lm_loglikelihoods(table))
 
     class Tok:
         chat_template = None

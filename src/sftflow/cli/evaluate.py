@@ -54,7 +54,7 @@ def judge_cmd(
 ):
     """Judge two files of answers (rows with question/prompt and answer/text): B vs A."""
     from ..backends import get_backend
-    from ..evaluate.judge import judge_pairwise, judge_single, render_conversation
+    from ..judge import judge_pairwise, judge_single, render_conversation
     from ..evaluate.run import clean_json
     from ..io import write_jsonl
 

@@ -17,7 +17,7 @@ from typing import Any
 from ..backends import GenParams
 from ..intervals import mcnemar_exact, rate
 from ..io import write_jsonl
-from .judge import fill
+from ..judge import fill
 
 _VERDICT = re.compile(r"\[\[\s*(CORRECT|INCORRECT)\s*\]\]", re.IGNORECASE)
 _LOOSE = re.compile(r"\b(CORRECT|INCORRECT)\b")

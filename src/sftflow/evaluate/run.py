@@ -313,13 +313,13 @@ def evaluate(cfg: EvalConfig, model: str | None = None, base: str | None = None,
 def run_judge(cfg: EvalConfig, examples, base_answers: list[dict], tuned_answers: list[dict],
               out_dir: Path) -> dict[str, Any]:
     from ..backends import get_backend
-    from .judge import judge_pairwise, judge_single
+    from ..judge import judge_pairwise, judge_single
 
     j = cfg.judge
     if j.backend != "fake" and not j.model:
         raise ValueError("judge.model is required (the model that judges, e.g. a local folder)")
     if j.verdict == "likelihood":
-        from .judge import LikelihoodJudge
+        from .likelihood_judge import LikelihoodJudge
         backend = LikelihoodJudge(j.model, mode=j.mode, batch_size=j.batch_size)
     else:
         options = {"batch_size": j.batch_size} if j.backend == "transformers" else {}

@@ -151,7 +151,7 @@ def judge_labels(examples: list[Example], jcfg, out: Path) -> tuple[dict[str, fl
     import random
 
     from ..backends import get_backend
-    from ..evaluate.judge import judge_single
+    from ..judge import judge_single
     from ..io import write_jsonl
     sample = random.Random(jcfg.seed).sample(examples, min(jcfg.limit, len(examples)))
     opts = {"base_url": jcfg.base_url} if jcfg.base_url else {}

@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..backends import GenParams
-from ..intervals import bootstrap_mean, bootstrap_rates
+from .backends import GenParams
+from .intervals import bootstrap_mean, bootstrap_rates
 
 OUTCOMES = ("win", "tie", "loss")
 _PAIR_RE = re.compile(r"\[\[\s*([ABC])\s*\]\]")
@@ -36,7 +36,7 @@ _GRADE_LOOSE = re.compile(r"rating\s*[:\-]?\s*(\d+(?:\.\d+)?)\s*(?:/\s*10)?", re
 
 
 def default_prompt_path(mode: str) -> Path:
-    return Path(str(resources.files("sftflow.evaluate") / "prompts" / f"{mode}.txt"))
+    return Path(str(resources.files("sftflow") / "prompts" / "judge" / f"{mode}.txt"))
 
 
 def load_prompt(path: str | Path | None, mode: str) -> str:
@@ -181,54 +181,3 @@ def judge_single(backend, questions: list[str | list[dict]], answers: dict[str, 
                       "n": len(ok), "unparsed": len(grades) - len(ok)}
     summary["unparsed"] = sum(summary[s]["unparsed"] for s in sides)
     return summary, rows
-
-
-class LikelihoodJudge:
-    """A local judge that answers by likelihood instead of by generating text.
-
-    Small models asked to judge often ramble or echo the instructions and never
-    write a verdict (SmolLM2-135M writes no parseable verdict at all). This judge
-    renders the same prompt with the model's chat template, appends the verdict
-    opener ``[[``, and picks the most likely label ("A", "B", "C", or a grade 1-10)
-    by log-likelihood, exactly as multiple-choice questions are scored. Each label is
-    scored as the whole verdict it completes, closing brackets included ("10]]", "1]]"):
-    the grades are then exclusive strings and the log-likelihood of each is the model's
-    probability of writing exactly that grade. Scoring the bare labels would compare
-    P("1" as a start) with P("1" then "0"), a product with one more factor, so a grade
-    that takes more tokens could never win when it starts with another grade. It still goes
-    through the position swap, so a judge biased to one position scores ties. It
-    looks like a backend (``generate`` returns "[[label]]" completions), so the
-    pairwise and single-grade code paths are the same for both kinds of judge.
-    """
-
-    name = "likelihood"
-    LABELS = {"pairwise": ["A", "B", "C"], "single": [str(i) for i in range(1, 11)]}
-
-    def __init__(self, model: str | None = None, *, mode: str = "pairwise", batch_size: int = 8,
-                 model_obj=None, tokenizer=None):
-        from ..models import load_model, load_tokenizer
-        self.model = str(model)
-        self.labels = self.LABELS[mode]
-        self.lm = model_obj if model_obj is not None else load_model(model)
-        self.tok = tokenizer if tokenizer is not None else load_tokenizer(model)
-        self.batch_size = batch_size
-
-    def generate(self, requests, params):
-        from ..backends import Completion
-        from .choice import grouped_loglikelihoods
-        groups, labels = [], []
-        for msgs in requests:
-            labs = self.labels
-            if getattr(self.tok, "chat_template", None):
-                ctx = self.tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-            else:
-                ctx = "\n\n".join(m["content"] for m in msgs) + "\n\n"
-            groups.append((ctx + "[[", [lab + "]]" for lab in labs]))
-            labels.append(labs)
-        lls = grouped_loglikelihoods(self.lm, self.tok, groups, batch_size=self.batch_size)
-        out = []
-        for labs, ll in zip(labels, lls):
-            best = max(range(len(labs)), key=lambda i: ll[i])
-            detail = " ".join(f"{lab}={v:.2f}" for lab, v in zip(labs, ll))
-            out.append(Completion(text=f"[[{labs[best]}]] (log-likelihoods: {detail})", finish_reason="stop"))
-        return out
