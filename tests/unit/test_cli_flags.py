@@ -51,7 +51,7 @@ SCHEMAS = {
     "experiment select-vs-random": (ExperimentConfig, [WHOLE], CONFIG_OPTIONS | OUT),
 }
 # Verbs with no stage config behind them: their options are the function's own parameters.
-NO_CONFIG = {"convert", "inspect", "stats", "mix", "judge", "run", "demo"}
+NO_CONFIG = {"convert", "inspect", "stats", "mix", "judge", "run", "demo", "cache info", "cache prune"}
 
 
 def verbs(table=COMMANDS, prefix=""):
