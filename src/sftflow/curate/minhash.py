@@ -235,13 +235,23 @@ def choose_bands(threshold: float, num_perm: int, fn_weight: float = 0.9) -> tup
 choose_bands = lru_cache(maxsize=64)(choose_bands)
 
 
-def _band_pairs(sig: np.ndarray, bands: int, rows: int, max_group: int = 32) -> np.ndarray:
-    """Candidate pairs (i < j) of rows sharing any band, as an (m, 2) int64 array.
+def bucket_pairs(members: np.ndarray, max_group: int) -> list[np.ndarray]:
+    """Candidate pairs of one LSH bucket (``members`` sorted), as (m, 2) arrays.
 
     A bucket of k rows yields all k(k-1)/2 pairs when k <= max_group; a larger bucket
     (a template stamped on thousands of rows) yields a star on its first row plus a
     chain, which keeps the cluster connected after confirmation without k^2 pairs.
+    The Ray engine bands with this same rule, so both find the same candidates.
     """
+    if len(members) <= max_group:
+        i, j = np.triu_indices(len(members), k=1)
+        return [np.stack([members[i], members[j]], axis=1)]
+    return [np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1),
+            np.stack([members[:-1], members[1:]], axis=1)]
+
+
+def _band_pairs(sig: np.ndarray, bands: int, rows: int, max_group: int = 32) -> np.ndarray:
+    """Candidate pairs (i < j) of rows sharing any band, as an (m, 2) int64 array (``bucket_pairs``)."""
     n = sig.shape[0]
     out: list[np.ndarray] = []
     sig64 = sig.astype(np.uint64)
@@ -259,13 +269,7 @@ def _band_pairs(sig: np.ndarray, bands: int, rows: int, max_group: int = 32) -> 
         if two.any():
             out.append(np.stack([order[starts[two]], order[starts[two] + 1]], axis=1))
         for s, e in zip(starts[sizes > 2], ends[sizes > 2]):
-            members = np.sort(order[s:e])
-            if len(members) <= max_group:
-                i, j = np.triu_indices(len(members), k=1)
-                out.append(np.stack([members[i], members[j]], axis=1))
-            else:
-                out.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1))
-                out.append(np.stack([members[:-1], members[1:]], axis=1))
+            out.extend(bucket_pairs(np.sort(order[s:e]), max_group))
     if not out:
         return np.zeros((0, 2), dtype=np.int64)
     pairs = np.concatenate(out).astype(np.int64)

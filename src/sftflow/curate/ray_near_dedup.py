@@ -23,7 +23,7 @@ from ..engine.ray_io import examples_of
 from ..schema import Example
 from .dedup import NearDedup, _get_path, keep_order, texts_of
 from .clusters import representative_clusters
-from .minhash import _pos_mult, choose_bands, jaccard_many, shingle_hashes
+from .minhash import _pos_mult, bucket_pairs, choose_bands, jaccard_many, shingle_hashes
 from .ray_rows import kept_of, rejects_of, verdict_rows
 from .steps import measurements
 
@@ -74,7 +74,7 @@ def _band_rows(batch, bands: int, partitions: int) -> dict[str, Any]:
 
 def _bucket_pairs(batch) -> dict[str, Any]:
     """Candidate pairs of every (band, key) bucket in one shuffle partition, by
-    ``_band_pairs``' rule: all pairs up to MAX_GROUP members, else a star plus a chain."""
+    ``bucket_pairs``, the local rule: all pairs up to MAX_GROUP members, else a star plus a chain."""
     order = np.lexsort((batch["order"], batch["key"], batch["band"]))
     band, key, pos = batch["band"][order], batch["key"][order], batch["order"][order]
     new = np.ones(len(order), dtype=bool)
@@ -83,13 +83,7 @@ def _bucket_pairs(batch) -> dict[str, Any]:
     ends = np.append(starts[1:], len(order))
     out: list[np.ndarray] = []
     for s, e in zip(starts[ends - starts >= 2], ends[ends - starts >= 2]):
-        members = pos[s:e]                              # already by position
-        if len(members) <= MAX_GROUP:
-            i, j = np.triu_indices(len(members), k=1)
-            out.append(np.stack([members[i], members[j]], axis=1))
-        else:
-            out.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1))
-            out.append(np.stack([members[:-1], members[1:]], axis=1))
+        out.extend(bucket_pairs(pos[s:e], MAX_GROUP))    # pos is already sorted by position
     pairs = np.unique(np.concatenate(out), axis=0) if out else np.zeros((0, 2), dtype=np.int64)
     return {"a": pairs[:, 0], "b": pairs[:, 1]}
 
