@@ -185,18 +185,28 @@ def test_computed_answers_call_the_calculator_and_quote_its_result(train_tools, 
         assert HOUSE_STRICT.match(final)
 
 
-def test_expressions_use_the_numbers_of_the_question(train_tools):
-    checked = 0
+# Numbers a calculation may use without the conversation stating them: percent, months per
+# year, compounding periods per year, the 50/30/20 shares, the rule of 72, and ones.
+CONSTANTS = {"1", "2", "4", "12", "52", "100", "365", "72", "0.5", "0.3", "0.2"}
+
+
+def test_expressions_copy_the_numbers_the_conversation_states(train_tools):
+    """Every figure in a call is copied as the user wrote it (5.25% is ``5.25 / 100``, 15 years
+    ``15 * 12``): the model never converts or works out a number before calling the tool."""
+    checked = follow_ups = 0
     for r in train_tools:
-        question = next(m["content"] for m in r["messages"] if m["role"] == "user")
-        stated = {x.replace(",", "") for x in re.findall(r"\d[\d,]*(?:\.\d+)?", question)}
-        for args, _, _ in tool_uses(r):
-            numbers = re.findall(r"\d+(?:\.\d+)?", args["expression"])
-            # amounts of 4+ digits are copied from the question (rates become decimals)
-            big = [n for n in numbers if len(n.split(".")[0]) >= 4]
-            assert all(n in stated or n.rstrip("0").rstrip(".") in stated for n in big), (question, args)
+        msgs = r["messages"]
+        for i, m in enumerate(msgs):
+            if not m.get("tool_calls"):
+                continue
+            users = [x["content"] for x in msgs[:i] if x["role"] == "user"]
+            stated = {float(x.replace(",", "")) for u in users for x in re.findall(r"\d[\d,]*(?:\.\d+)?", u)}
+            expr = m["tool_calls"][0]["function"]["arguments"]["expression"]
+            numbers = re.findall(r"\d+(?:\.\d+)?", expr)
+            assert all(float(n) in stated or n in CONSTANTS for n in numbers), (users, expr)
             checked += 1
-    assert checked >= 240
+            follow_ups += len(users) > 1
+    assert checked >= 280 and follow_ups >= 20
 
 
 # --- duplicates and held-out separation -------------------------------------------

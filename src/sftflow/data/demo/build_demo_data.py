@@ -147,7 +147,7 @@ def compound(rng, split, want_followup):
         fq = rng.choice({"train": ["And what if I leave it for {n2} years instead?",
                                    "How about after {n2} years?"],
                          "heldout": ["Suppose the money stays put for {n2} years. Then what?"]}[split])
-        follow = (fq.format(n2=n2), explain(n2))
+        follow = (fq.format(n2=n2), explain(n2), (P, r, n2, m))
     return (P, r, n, m), q, explain(n), follow
 
 
@@ -236,7 +236,7 @@ def loan_payment(rng, split, want_followup):
                                    "And if I took a {y2}-year loan instead?"],
                          "heldout": ["Stretch or shrink that to {y2} years at the identical rate: new figure?"]
                          }[split])
-        follow = (fq.format(y2=y2), explain(y2 * 12))
+        follow = (fq.format(y2=y2), explain(y2 * 12), (P, rate, y2 * 12))
     return (P, rate, n), q, explain(n), follow
 
 
@@ -318,7 +318,7 @@ def savings_goal(rng, split, want_followup):
         fq = rng.choice({"train": ["What if I give myself {m2} months instead?",
                                    "And over {m2} months?"],
                          "heldout": ["Push the deadline out to {m2} months: how does the figure change?"]}[split])
-        follow = (fq.format(m2=m2), explain(m2))
+        follow = (fq.format(m2=m2), explain(m2), (T, S, m2))
     return (T, S, months), q, explain(months), follow
 
 
@@ -359,7 +359,8 @@ def budget_503020(rng, split, want_followup):
         follow = (fq, reply(
             f"The savings share comes to {money(save * 12)} a year.",
             f"Multiply the monthly amount by 12: {money(save)} * 12 = {money(save * 12)}. "
-            f"Sending it automatically to savings on payday makes the 20% happen before any spending."))
+            f"Sending it automatically to savings on payday makes the 20% happen before any spending."),
+            (inc, "savings_year"))
     return (inc, ask), q, ans, follow
 
 
@@ -418,7 +419,7 @@ def currency(rng, split, want_followup):
         fq = rng.choice({"train": ["And how much would {a2} {frm} get me?",
                                    "What about {a2} {frm} at the same terms?"],
                          "heldout": ["Same deal, but I bring {a2} {frm} instead. Result?"]}[split])
-        follow = (fq.format(a2=f"{a2:,}", frm=frm), explain(a2))
+        follow = (fq.format(a2=f"{a2:,}", frm=frm), explain(a2), (a2, frm, to, rate, fee))
     return (amt, frm, to, rate, fee), q, explain(amt), follow
 
 
@@ -457,7 +458,7 @@ def percentage(rng, split, want_followup):
             p2 = rng.choice([x for x in (15, 18, 20, 22, 25) if x != p])
             fq = rng.choice({"train": ["What if we tipped {p2}% instead?"],
                              "heldout": ["Run it again with a {p2}% gratuity."]}[split])
-            follow = (fq.format(p2=p2), explain(p2))
+            follow = (fq.format(p2=p2), explain(p2), (bill, "tip", p2, k))
         return (bill, "tip", p, k), q, explain(p), follow
     if sub == "fee":
         amt = rng.randrange(60, 5001, 5)
@@ -562,7 +563,8 @@ def card_interest(rng, split, want_followup):
         follow = (fq, reply(
             f"Paying the full {dollars(B)} by the due date saves the {money(interest)} interest charge.",
             f"With no balance carried, no interest accrues and the grace period on new purchases returns. "
-            f"Carried for a whole year, {dollars(B)} at {pct(apr)} APR costs {money(B * apr / 100)} in interest."))
+            f"Carried for a whole year, {dollars(B)} at {pct(apr)} APR costs {money(B * apr / 100)} in interest."),
+            (B, apr, pay))
     return (B, apr, pay), q, ans, follow
 
 
@@ -740,7 +742,7 @@ def rule_of_72(rng, split, want_followup):
             follow = (fq.format(r2=r2), reply(
                 f"At {r2}% a year, money doubles in {est2:.1f} years by the rule of 72.",
                 f"72 / {r2} = {est2:.1f} years. The exact doubling time, ln(2) / ln(1 + {num(r2 / 100)}), "
-                f"is {exact2:.2f} years, so the shortcut stays close at this rate."))
+                f"is {exact2:.2f} years, so the shortcut stays close at this rate."), (r2, P, "years"))
         return (r, P, "years"), q, ans, follow
     n = rng.randint(4, 24)
     P = rng.randrange(1000, 100001, 1000)
@@ -1256,28 +1258,31 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 0.0
 
 
-def tool_turns(calc: tuple[str, int], answer: str) -> list[dict] | None:
+def tool_turns(calc: tuple[str, int], answer: str, call_id: str = "call_1") -> list[dict] | None:
     """The assistant's ``calculate`` call and the tool's result, or None when the answer does not
     quote the result (a cent of rounding apart): such an example is answered directly."""
     expr, decimals = calc
     result = tool_result(expr, decimals)
     if result not in answer:
         return None
-    call = {"id": "call_1", "type": "function",
+    call = {"id": call_id, "type": "function",
             "function": {"name": "calculate", "arguments": {"expression": expr, "round_to": decimals}}}
     return [{"role": "assistant", "content": "", "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": "call_1", "name": "calculate", "content": result}]
+            {"role": "tool", "tool_call_id": call_id, "name": "calculate", "content": result}]
 
 
-def conversation(rng: random.Random, turns: list[tuple[str, str]], calc: tuple[str, int] | None = None) -> dict:
-    """A conversation; with ``calc``, the first answer is worked out with the calculator first."""
+def conversation(rng: random.Random, turns: list[tuple], kind: str | None = None) -> dict:
+    """A conversation of (user, assistant[, key]) turns; with ``kind``, each turn that has a key is
+    worked out with the calculator first (a follow-up question too: the model learns to reach
+    for the tool whenever a figure must be computed, not only on the first question)."""
     messages = []
     if rng.random() < SYSTEM_PROMPT_SHARE:
         messages.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
-    for k, (user, assistant) in enumerate(turns):
+    for k, (user, assistant, *key) in enumerate(turns):
         messages.append({"role": "user", "content": user})
-        if k == 0 and calc is not None:
-            messages += tool_turns(calc, assistant) or []
+        calc = expression(kind, key[0]) if kind is not None and key and key[0] is not None else None
+        if calc is not None:
+            messages += tool_turns(calc, assistant, call_id=f"call_{k + 1}") or []
         messages.append({"role": "assistant", "content": assistant})
     return {"messages": messages}
 
@@ -1301,8 +1306,8 @@ def build_split(rng: random.Random, split: str, per_kind: int, banned_mains: dic
                 continue
             seen_questions.add(q)
             mains[kind].add(key[0])
-            turns = [(q, a)] + ([follow] if follow else [])
-            examples.append((kind, conversation(rng, turns, expression(kind, key) if with_tools else None)))
+            turns = [(q, a, key)] + ([follow] if follow else [])
+            examples.append((kind, conversation(rng, turns, kind if with_tools else None)))
             made += 1
     paired = {c for first, _, second in pairs for c in (first, second)}
     for first, follow_q, second in pairs:
