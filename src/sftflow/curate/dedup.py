@@ -9,16 +9,18 @@ record kept, and writes each record's cluster to its metadata.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from ..embed import embed_texts, example_text
 from ..schema import Example
+from .clusters import representative_clusters
 from .config import ExactDedupParams, NearDedupParams, SemanticDedupParams
 from .grouped_dedup import grouped_representatives
 from .minhash import (choose_bands, confirm_pairs, jaccard_many, minhash_candidates, normalized_key,
-                      representative_clusters, shingle_hashes)
+                      shingle_hashes)
 from .steps import Step, StepResult, measurements, reject
 
 
@@ -35,20 +37,60 @@ def keep_order(members: list[int], examples: list[Example], policy: str,
                score_key: str | None = None) -> list[int]:
     """``members`` from the one a cluster would rather keep to the least: first, longest
     response, or highest score (ties by position)."""
+    return policy_order(members, policy, lambda i: len(examples[i].response),
+                        lambda i: _get_path(examples[i].metadata, score_key or ""),
+                        lambda i: examples[i].id, score_key)
+
+
+def policy_order(members: list[int], policy: str, response_len: Callable[[int], int],
+                 score: Callable[[int], Any], record_id: Callable[[int], str],
+                 score_key: str | None = None) -> list[int]:
+    """``keep_order`` over accessors, so a streaming run can order records it no longer holds."""
     if policy == "first":
         return sorted(members)
     if policy == "longest_response":
-        return sorted(members, key=lambda i: (-len(examples[i].response), i))
+        return sorted(members, key=lambda i: (-response_len(i), i))
     if policy == "highest_score":
         scores = {}
         for i in members:
-            v = _get_path(examples[i].metadata, score_key or "")
+            v = score(i)
             if not isinstance(v, (int, float)):
-                raise ValueError(f"keep=highest_score: record {examples[i].id} has no numeric "
+                raise ValueError(f"keep=highest_score: record {record_id(i)} has no numeric "
                                  f"metadata '{score_key}' (got {v!r}); score the data first")
             scores[i] = float(v)
         return sorted(members, key=lambda i: (-scores[i], i))
     raise ValueError(f"unknown keep policy {policy!r}")
+
+
+@dataclass
+class Clusters:
+    """Where every record of a dedup step went: ``rep[i]`` is the record it is a duplicate
+    of (itself when kept), ``linked`` the records in a cluster larger than one, ``drop``
+    maps a removed record to (its representative, their similarity)."""
+    rep: np.ndarray
+    linked: list[int]
+    sizes: np.ndarray
+    drop: dict[int, tuple[int, float]]
+
+
+def cluster_decisions(n: int, pairs: np.ndarray | None, order_of: Callable[[list[int]], list[int]],
+                      similarity: Callable[[np.ndarray], np.ndarray],
+                      grouped: tuple[np.ndarray, list[int]] | None = None) -> Clusters:
+    """Representatives in keep order, and each removed record's similarity to its own."""
+    if grouped is not None:
+        rep, linked = grouped
+    else:
+        linked = np.unique(pairs).tolist() if len(pairs) else []
+        rep = representative_clusters(n, pairs, order_of(linked))
+    sizes = np.bincount(rep, minlength=n)
+    dropped = np.array([(i, int(rep[i])) for i in linked if rep[i] != i], dtype=np.int64).reshape(-1, 2)
+    sims = similarity(dropped) if len(dropped) else []
+    drop = {int(i): (int(r), round(float(v), 4)) for (i, r), v in zip(dropped, sims)}
+    return Clusters(rep, linked, sizes, drop)
+
+
+def duplicate_reason(describe: str, kept_id: str, sim: float, policy: str) -> str:
+    return f"{describe} of {kept_id} (similarity {sim:.3f}; kept by policy '{policy}')"
 
 
 def resolve_clusters(step: str, examples: list[Example], pairs: np.ndarray | None, policy: str,
@@ -61,27 +103,19 @@ def resolve_clusters(step: str, examples: list[Example], pairs: np.ndarray | Non
     of each (member, representative) pair. ``grouped`` (rep per record, linked records)
     replaces ``pairs`` where identical rows were collapsed first (``grouped_dedup``).
     """
-    if grouped is not None:
-        rep, linked = grouped
-    else:
-        linked = np.unique(pairs).tolist() if len(pairs) else []
-        rep = representative_clusters(len(examples), pairs, keep_order(linked, examples, policy, score_key))
-    sizes = np.bincount(rep, minlength=len(examples))
-    for i in linked:
+    c = cluster_decisions(len(examples), pairs, lambda m: keep_order(m, examples, policy, score_key),
+                          similarity, grouped)
+    for i in c.linked:
         m = measurements(examples[i], step)
-        m["cluster"] = examples[int(rep[i])].id
-        m["cluster_size"] = int(sizes[rep[i]])
-    dropped = np.array([(i, int(rep[i])) for i in linked if rep[i] != i], dtype=np.int64).reshape(-1, 2)
-    sims = similarity(dropped) if len(dropped) else []
-    drop = {int(i): (int(r), round(float(v), 4)) for (i, r), v in zip(dropped, sims)}
+        m["cluster"] = examples[int(c.rep[i])].id
+        m["cluster_size"] = int(c.sizes[c.rep[i]])
     out = StepResult(kept=[])
     for i, ex in enumerate(examples):
-        if i not in drop:
+        if i not in c.drop:
             out.kept.append(ex)
             continue
-        r, sim = drop[i]
-        out.rejected.append(reject(ex, step, f"{describe} of {examples[r].id} "
-                                             f"(similarity {sim:.3f}; kept by policy '{policy}')",
+        r, sim = c.drop[i]
+        out.rejected.append(reject(ex, step, duplicate_reason(describe, examples[r].id, sim, policy),
                                    {"duplicate_of": examples[r].id, "similarity": sim}))
     return out
 

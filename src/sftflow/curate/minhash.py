@@ -32,6 +32,8 @@ from functools import lru_cache
 import numpy as np
 import rensa
 
+from .banding import bucket_pairs  # noqa: F401  (re-exported: the Ray engine bands with it)
+from .banding import band_keys, pairs_from_keys, pos_mult
 from .clusters import representative_clusters
 from .filters import words
 
@@ -61,11 +63,7 @@ def normalized_key(text: str) -> bytes:
 
 
 def _pos_mult(n: int) -> np.ndarray:
-    if n <= len(_POS_MULT):
-        return _POS_MULT[:n]
-    rng = np.random.default_rng(12345)
-    extra = rng.integers(1, 2**63, n - len(_POS_MULT), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    return np.concatenate([_POS_MULT, extra])
+    return pos_mult(n, _POS_MULT)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -235,47 +233,9 @@ def choose_bands(threshold: float, num_perm: int, fn_weight: float = 0.9) -> tup
 choose_bands = lru_cache(maxsize=64)(choose_bands)
 
 
-def bucket_pairs(members: np.ndarray, max_group: int) -> list[np.ndarray]:
-    """Candidate pairs of one LSH bucket (``members`` sorted), as (m, 2) arrays.
-
-    A bucket of k rows yields all k(k-1)/2 pairs when k <= max_group; a larger bucket
-    (a template stamped on thousands of rows) yields a star on its first row plus a
-    chain, which keeps the cluster connected after confirmation without k^2 pairs.
-    The Ray engine bands with this same rule, so both find the same candidates.
-    """
-    if len(members) <= max_group:
-        i, j = np.triu_indices(len(members), k=1)
-        return [np.stack([members[i], members[j]], axis=1)]
-    return [np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1),
-            np.stack([members[:-1], members[1:]], axis=1)]
-
-
 def _band_pairs(sig: np.ndarray, bands: int, rows: int, max_group: int = 32) -> np.ndarray:
     """Candidate pairs (i < j) of rows sharing any band, as an (m, 2) int64 array (``bucket_pairs``)."""
-    n = sig.shape[0]
-    out: list[np.ndarray] = []
-    sig64 = sig.astype(np.uint64)
-    mult = _pos_mult(rows)
-    for b in range(bands):
-        with np.errstate(over="ignore"):
-            key = (sig64[:, b * rows:(b + 1) * rows] * mult).sum(axis=1, dtype=np.uint64)
-        order = np.argsort(key, kind="stable")
-        sk = key[order]
-        bounds = np.flatnonzero(np.diff(sk)) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [n]])
-        sizes = ends - starts
-        two = sizes == 2
-        if two.any():
-            out.append(np.stack([order[starts[two]], order[starts[two] + 1]], axis=1))
-        for s, e in zip(starts[sizes > 2], ends[sizes > 2]):
-            out.extend(bucket_pairs(np.sort(order[s:e]), max_group))
-    if not out:
-        return np.zeros((0, 2), dtype=np.int64)
-    pairs = np.concatenate(out).astype(np.int64)
-    pairs.sort(axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return np.unique(pairs, axis=0)
+    return pairs_from_keys(band_keys(sig, bands, rows, _pos_mult(rows)), max_group)
 
 
 def minhash_candidates(flat: np.ndarray, offsets: np.ndarray, *, num_perm: int, bands: int, rows: int,
