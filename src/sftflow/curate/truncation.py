@@ -85,51 +85,77 @@ class TruncationFilter(Filter):
         # The convention rule needs the whole set: share of closed answers per source.
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for ex in examples:
-            if len(words(ex.response)) >= self.p.min_words:
-                c = counts[str(ex.metadata.get("_source", ""))]
-                c[0] += ends_closed(ex.response)
+            vote = self.convention_vote(ex)
+            if vote:
+                c = counts[source_of(ex)]
+                c[0] += vote == 2
                 c[1] += 1
-        self._closed_share = {s: k / n for s, (k, n) in counts.items() if n >= self.p.convention_min_records}
+        self.use_counts(counts)
         return super().run(examples)
+
+    def convention_vote(self, ex: Example) -> int:
+        """What ``ex`` says about its source's convention: 0 nothing (too short), 1 an open
+        answer, 2 an answer closed with punctuation."""
+        if len(words(ex.response)) < self.p.min_words:
+            return 0
+        return 2 if ends_closed(ex.response) else 1
+
+    def use_counts(self, counts: dict[str, list[int]]) -> None:
+        """Set the per-source share of closed answers from (closed, counted) per source."""
+        self._closed_share = {s: k / n for s, (k, n) in counts.items() if n >= self.p.convention_min_records}
 
     def measure(self, ex: Example) -> dict[str, Any]:
         return {"evidence": self._evidence(ex), "last_char": ex.response.rstrip()[-1:]}
 
     def _evidence(self, ex: Example) -> str | None:
+        evidence, candidate = self.evidence_before_convention(ex)
+        if evidence or not candidate:
+            return evidence
+        share = self._closed_share.get(source_of(ex))
+        return "convention" if share is not None and share >= self.p.convention_share else None
+
+    def evidence_before_convention(self, ex: Example) -> tuple[str | None, bool]:
+        """(evidence of a cut from the answer alone, whether the source's convention could
+        still call it cut): the convention needs the whole set, so a streaming run decides
+        the candidates once every record was seen."""
         p, text = self.p, ex.response.rstrip()
         if p.finish_reason and finish_reason(ex.metadata) == "length":
-            return "finish_reason"
+            return "finish_reason", False
         if p.open_bracket and open_bracket(text):
-            return "open_bracket"
+            return "open_bracket", False
         if not text or ends_closed(text) or CJK_RE.match(text[-1]):
-            return None
+            return None, False
         ws = words(text)
         last = ws[-1] if ws else ""
         if p.function_word and len(ws) >= 3 and last in FUNCTION_WORDS:
-            return "function_word"
+            return "function_word", False
         if p.cut_word and len(ws) >= p.min_words and cut_word(last, set(words(ex.prompt))):
-            return "cut_word"
+            return "cut_word", False
         if p.fragment_words and run_on_fragment(text) >= p.fragment_words:
-            return "fragment"
-        share = self._closed_share.get(str(ex.metadata.get("_source", "")))
+            return "fragment", False
         # A cut lands on any word; a finished sentence that skips its full stop most often
         # ends on a name ("..., says head coach Denis Betts"), so a capitalised last word
         # is not taken as a cut on the convention's word alone.
-        if (share is not None and share >= p.convention_share and len(ws) >= p.min_words
-                and not text.split()[-1][:1].isupper()):
-            return "convention"
-        return None
+        return None, len(ws) >= p.min_words and not text.split()[-1][:1].isupper()
 
     def decide(self, ex: Example, m: dict[str, Any]) -> Decision:
         if not m["evidence"]:
             return True
-        tail = ex.response.rstrip()[-30:]
+        return False, self.reason(m["evidence"], ex.response, source_of(ex)), m["evidence"]
+
+    def reason(self, evidence: str, response: str, source: str) -> str:
+        tail = response.rstrip()[-30:]
         why = {"finish_reason": "the generation stopped at its token limit",
                "function_word": "ends on a function word",
-               "open_bracket": f"leaves {open_bracket(ex.response)!r} open",
+               "open_bracket": f"leaves {open_bracket(response)!r} open" if evidence == "open_bracket" else "",
                "cut_word": "ends on a cut-off word of the prompt",
                "fragment": "runs on after its last full sentence without closing",
                "convention": (f"ends without closing punctuation, unlike "
-                              f"{self._closed_share.get(str(ex.metadata.get('_source', '')), 0):.0%} "
-                              "of its source's answers")}[m["evidence"]]
-        return False, f"looks truncated: {why} (…{tail!r})", m["evidence"]
+                              f"{self._closed_share.get(source, 0):.0%} "
+                              "of its source's answers")}[evidence]
+        return f"looks truncated: {why} (…{tail!r})"
+
+
+def source_of(ex: Example) -> str:
+    """The input a record came from, as the convention rule groups answers."""
+    return str(ex.metadata.get("_source", ""))
