@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import Field
 
 from .config import StrictModel
+from .io.atomic import atomic_write_text
 
 
 class CostSection(StrictModel):
@@ -104,7 +105,7 @@ class Ledger:
 
     def write(self, out_dir: str | Path, prices: CostSection | None = None) -> dict[str, Any]:
         s = self.summary(prices)
-        Path(out_dir, "costs.json").write_text(json.dumps(s, indent=2) + "\n")
+        atomic_write_text(Path(out_dir, "costs.json"), json.dumps(s, indent=2) + "\n")
         return s
 
 

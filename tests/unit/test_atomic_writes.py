@@ -191,7 +191,8 @@ def test_files_staged_into_a_run_folder_arrive_whole_and_weights_last(tmp_path):
 # Outputs whose writers need a model run to reach; the atomic helper is checked above, this
 # keeps their call sites on it (a bare write_text or np.save to a path is not atomic).
 OUTPUT_WRITERS = ["evaluate/run.py", "pipeline/experiment.py", "select/quality.py", "select/pipeline.py",
-                  "select/scorers.py", "train/sft.py", "io/writers.py", "io/manifest.py"]
+                  "select/scorers.py", "train/sft.py", "io/writers.py", "io/manifest.py",
+                  "pipeline/recipe.py", "pipeline/demo.py", "costs.py"]
 
 
 @pytest.mark.parametrize("module", OUTPUT_WRITERS)

@@ -32,6 +32,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..config import dump_yaml
+from ..io.atomic import atomic_write_text
 from ..models import DEFAULT_MODEL, describe_model, resolve_model
 
 console = Console()
@@ -200,7 +201,7 @@ def run_demo(out: Path, *, epochs: float = 1.0, max_steps: int = DemoSize.steps,
     metrics["models"]["tuned"] = metrics["models"]["tuned_tools"]
     metrics["splits"] = json.loads((out / "data" / "manifest.json").read_text())["counts"]
     metrics["cost"] = ledger.write(out)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
     console.print(summary_table(metrics))
     if report:
         _report(out)

@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 from ..config import StrictModel, dump_yaml, load_config
 from ..costs import CostSection, Ledger
 from ..engine import EngineConfig
+from ..io.atomic import atomic_write_text
 from ..io import load_examples, read_examples, write_examples, write_manifest, write_rejected
 from ..models import DEFAULT_MODEL
 from ..splits import check_test_unseen, split_by_group
@@ -193,7 +194,7 @@ def account(state: RunState) -> dict:
         m["cost"] = summary
         m["models"] = {side: describe_model(m[key]) for side, key in (("base", "base"), ("tuned", "model"))
                        if m.get(key)}
-        metrics_path.write_text(json.dumps(m, indent=2))
+        atomic_write_text(metrics_path, json.dumps(m, indent=2))
     return summary
 
 
