@@ -40,13 +40,16 @@ def demo_cmd(
     max_steps: int = typer.Option(30, help="optimizer steps of 8 examples (-1: whole epochs)"),
     limit: Optional[int] = typer.Option(None, help="evaluate on the first N held-out prompts [40]"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report"),
+    without_tools: bool = typer.Option(True, "--without-tools/--tools-only",
+                                       help="also train and evaluate the same recipe answering without tools"),
 ):
     """Fine-tune SmolLM2-135M-Instruct on the shipped finance data and show base vs tuned; exit 1 on a failed gate."""
     import json
 
     from ..pipeline.demo import run_demo
     out = output or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    code = run_demo(out, epochs=epochs, max_steps=max_steps, limit=limit, report=report)
+    code = run_demo(out, epochs=epochs, max_steps=max_steps, limit=limit, report=report,
+                    without_tools_arm=without_tools)
     # The evaluation's gate decides, as for `sftflow eval`: a failed gate is exit 1 even
     # when the run itself completed.
     metrics = out / "metrics.json"

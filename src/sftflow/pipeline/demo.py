@@ -162,12 +162,13 @@ def without_tools_comparison(main_eval: Path, plain_eval: Path) -> dict:
 
 def run_demo(out: Path, *, epochs: float = 1.0, max_steps: int = DemoSize.steps, limit: int | None = None,
              report: bool = True, model: str = DEFAULT_MODEL, size: DemoSize | None = None,
-             replay_file: Path | None = None) -> int:
+             replay_file: Path | None = None, without_tools_arm: bool = True) -> int:
     """Run the demo into ``out``; returns 0, or 1 when a gate failed (metrics.json says which)."""
     from ..costs import Ledger
     from ..evaluate.run import evaluate
     from .demo_table import summary_table
-    size = size or DemoSize(steps=max_steps, test_prompts=limit or DemoSize.test_prompts)
+    size = size or DemoSize(steps=max_steps, test_prompts=limit or DemoSize.test_prompts,
+                            without_tools_arm=without_tools_arm)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ledger = Ledger()
