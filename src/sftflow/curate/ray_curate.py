@@ -1,269 +1,161 @@
 """``sftflow curate --engine ray``: the same steps as locally, run as Ray Data stages.
 
 The step objects are the ones ``build_steps`` makes for a local run; only the way they
-meet the records changes, and every result is the local one:
+meet the records changes, and every result is the local one (``ray_steps``):
 
 - a per-record ``Filter`` runs in ``map_batches`` tasks; one that loads a model (the
-  length filter's tokenizer) in actors, one load per actor. A group with a rejected member is rejected whole, naming
-  its first rejected member in input order, exactly as ``Filter.run`` does: the failed
-  groups are gathered (one entry per failed group) and sent back to the workers.
+  length filter's tokenizer) in actors, one load per actor. A group with a rejected member
+  is rejected whole, naming its first rejected member in input order, exactly as
+  ``Filter.run`` does: (group, reason) of the failed groups come to the driver and go
+  back to the workers.
 - exact dedup is a groupby on a 128-bit digest of the normalised text; the first record
   of a group in input order is kept.
 - near dedup (``ray_near_dedup``): signatures per batch with the local hashing, a shuffle
   by band key, exact-Jaccard confirmation, representatives by the local keep policy.
-- semantic dedup: sentence embeddings computed by actors (one embedder load each), the
-  neighbour search and clustering of the local step on the driver.
+- semantic dedup: sentence embeddings computed by actors (one embedder load each) through
+  the run's embedding cache; the neighbour search and clustering of the local step on
+  the driver.
 - any other step that needs the whole set (diversity, leakage) runs on the driver over
   the records that reached it, unchanged.
 
-Rows carry ``order`` (the local reader's position), so what the driver finally writes is
-the local run's kept/rejected files, line for line, with the same manifest and stats.
+The outputs are written by the workers (``engine.ray_shards``): the kept records and every
+step's rejects as shards, in the local order, then joined by a byte copy into the local
+``kept.jsonl`` / ``rejected.jsonl`` (``engine.shards: true`` leaves the folders ``kept/``
+and ``rejected/`` instead). The driver holds the read rejects, the per-step counts and
+the names of the shards - not the records - and writes the local ``manifest.json``.
+With ``stats: true`` the stats of the kept set are computed on the driver, as locally,
+which does load the kept records there.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import shutil
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..engine import EngineConfig, ray_session, shuffle_partitions, worker_count
-from ..embed import embed_texts, example_text
-from ..engine.ray_io import encode_examples, examples_of, gather_sorted, read_dataset
-from ..io import Rejected, read_examples
+from ..engine import EngineConfig, ray_session
+from ..engine.ray_io import encode, read_dataset
+from ..engine.ray_shards import ShardedRecords, join_shards, write_shards
+from ..io import Rejected, read_examples, write_manifest
 from ..schema import Example
 from .config import CurateConfig
-from .dedup import ExactDedup, NearDedup, SemanticDedup, texts_of
-from .filters import LengthFilter, words
-from .minhash import normalized_key
+from .dedup import ExactDedup, NearDedup, SemanticDedup
 from .ray_near_dedup import run_near
-from .ray_rows import kept_of, rejected_row, rejects_of, verdict_rows
-from .steps import Filter, Step, group_of, measurements
-from .truncation import TruncationFilter, ends_closed
+from .ray_rows import rows_dataset
+from .ray_steps import run_exact, run_filter, run_on_driver, run_semantic
+from .steps import Filter, Step
 
 
-class FilterWorker:
-    """One step copy per actor: measure, write the measurement, decide (as ``Filter.run``)."""
-
-    def __init__(self, step: Filter):
-        self.step = step
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        exs = examples_of(batch)
-        verdicts, values, flagged = [], [], []
-        for ex, m in zip(exs, self.step.measure_many(exs)):
-            measurements(ex, self.step.name).update(m)
-            decision = self.step.decide(ex, m)
-            if decision is True:
-                verdicts.append("")
-                values.append(None)
-                flagged.append(bool(m.get("flagged")))
-                continue
-            if decision is False or not isinstance(decision, tuple) or decision[0] is not False:
-                raise TypeError(f"{type(self.step).__name__}.decide must return True or (False, reason), "
-                                f"got {decision!r}")
-            verdicts.append(decision[1])
-            values.append(decision[2] if len(decision) > 2 else m)
-            flagged.append(False)
-        out = verdict_rows(batch, exs, verdicts, values)
-        out["flagged"] = flagged
-        return out
-
-
-def _group_rejects(batch: dict[str, np.ndarray], failed: dict[Any, str], step: str) -> dict[str, Any]:
-    exs = examples_of(batch)
-    verdicts, values = [], []
-    for ex in exs:
-        g = group_of(ex)
-        hit = g is not None and g in failed
-        verdicts.append(f"group {g!r}: {failed[g]}" if hit else "")
-        values.append({"group": g} if hit else None)
-    out = verdict_rows(batch, exs, verdicts, values)
-    out["flagged"] = batch["flagged"]
-    return out
-
-
-def _truncation_counts(batch, min_words: int) -> dict[str, Any]:
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for ex in examples_of(batch):
-        if len(words(ex.response)) >= min_words:
-            c = counts[str(ex.metadata.get("_source", ""))]
-            c[0] += ends_closed(ex.response)
-            c[1] += 1
-    return {"source": list(counts), "closed": [c[0] for c in counts.values()], "n": [c[1] for c in counts.values()]}
-
-
-def prepare_truncation(ds, step: TruncationFilter, eng: EngineConfig) -> None:
-    """The convention rule's per-source shares over the whole set, as ``TruncationFilter.run``."""
-    part = ds.map_batches(_truncation_counts, fn_kwargs={"min_words": step.p.min_words},
-                          batch_size=eng.batch_size, batch_format="numpy")
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r in part.take_all():
-        counts[r["source"]][0] += int(r["closed"])
-        counts[r["source"]][1] += int(r["n"])
-    # Same package: the filter's own cache of shares, filled as its run() fills it.
-    step._closed_share = {s: k / n for s, (k, n) in counts.items() if n >= step.p.convention_min_records}
-
-
-def _judge_batch(batch: dict[str, np.ndarray], step: Filter) -> dict[str, Any]:
-    return FilterWorker(step)(batch)
-
-
-def run_filter(ray, ds, step: Filter, eng: EngineConfig):
-    """(kept dataset, rejected in local order, flagged count) of a per-record filter.
-
-    A filter that loads a model (the length filter's tokenizer) runs in actors, one load
-    per actor; the others run as plain tasks, which start in Ray's warm worker pool.
-    """
-    if isinstance(step, TruncationFilter):
-        prepare_truncation(ds, step, eng)
-    if isinstance(step, LengthFilter):
-        judged = ds.map_batches(FilterWorker, fn_constructor_args=(step,), batch_size=eng.batch_size,
-                                batch_format="numpy", concurrency=worker_count(eng),
-                                num_cpus=eng.cpus_per_actor)
-    else:
-        judged = ds.map_batches(_judge_batch, fn_kwargs={"step": step}, batch_size=eng.batch_size,
-                                batch_format="numpy")
-    judged = judged.materialize()
-    marked = gather_sorted(judged.filter(lambda r: r["verdict"] != "" or r["flagged"]))
-    direct = [rejected_row(r, step.name) for r in marked if r["verdict"]]
-    flagged = {int(r["order"]) for r in marked if not r["verdict"]}
-    failed: dict[Any, str] = {}
-    for r in direct:
-        g = group_of(Example.from_dict(r.record))
-        if g is not None and g not in failed:
-            failed[g] = f"member {r.record['id']} rejected: {r.reason}"
-    passed = judged.filter(lambda r: r["verdict"] == "")
-    if failed:
-        passed = passed.map_batches(_group_rejects, fn_kwargs={"failed": failed, "step": step.name},
-                                    batch_size=eng.batch_size, batch_format="numpy").materialize()
-        by_group = gather_sorted(passed.filter(lambda r: r["verdict"] != ""))
-        flagged -= {int(r["order"]) for r in by_group}
-        direct += [rejected_row(r, step.name) for r in by_group]
-    return passed.filter(lambda r: r["verdict"] == "").select_columns(["order", "rec"]), direct, len(flagged)
-
-
-# ------------------------------------------------------------------ exact dedup
-
-def _exact_keys(batch, field: str) -> dict[str, Any]:
-    exs = examples_of(batch)
-    keys = [hashlib.blake2b(normalized_key(t), digest_size=16).hexdigest() for t in texts_of(exs, field)]
-    return {"order": batch["order"], "rec": batch["rec"], "key": keys, "id": [ex.id for ex in exs]}
-
-
-def _exact_group(batch, field: str) -> dict[str, Any]:
-    idx = np.argsort(batch["order"], kind="stable")
-    first = batch["id"][idx[0]]
-    verdicts = ["" if k == 0 else f"exact duplicate ({field}, normalised) of {first}" for k in range(len(idx))]
-    values = ["null" if k == 0 else json.dumps({"duplicate_of": first}) for k in range(len(idx))]
-    return {"order": batch["order"][idx], "rec": batch["rec"][idx], "verdict": verdicts, "value": values}
-
-
-def run_exact(ray, ds, step: ExactDedup, eng: EngineConfig):
-    field = step.p.field
-    keyed = ds.map_batches(_exact_keys, fn_kwargs={"field": field}, batch_size=eng.batch_size,
-                           batch_format="numpy")
-    judged = (keyed.groupby("key", num_partitions=shuffle_partitions(ray))
-              .map_groups(_exact_group, fn_kwargs={"field": field}, batch_format="numpy").materialize())
-    return kept_of(judged), rejects_of(judged, step.name), 0
-
-
-# ------------------------------------------------------------------ the rest, and the run
-
-def run_on_driver(ray, ds, step: Step, eng: EngineConfig):
-    """A whole-set step without a distributed form: the local step on the records that reached it."""
-    rows = gather_sorted(ds)
-    examples = [Example.from_dict(json.loads(r["rec"])) for r in rows]
-    return _from_driver_result(ray, rows, examples, step.run(examples))
-
-
-def _from_driver_result(ray, rows, examples: list[Example], res):
-    kept_ids = {id(ex) for ex in res.kept}
-    orders = [r["order"] for r, ex in zip(rows, examples) if id(ex) in kept_ids]
-    kept = ray.data.from_items([{"order": o, "rec": t} for o, t in zip(orders, encode_examples(res.kept))])
-    return kept, list(res.rejected), res.flagged
-
-
-class EmbedWorker:
-    """One sentence embedder per actor (on ``gpus_per_actor`` GPUs)."""
-
-    def __init__(self, model: str | None, batch_size: int):
-        self.model, self.batch_size = model, batch_size
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        emb = embed_texts([str(t) for t in batch["text"]], self.model, method="sbert", batch_size=self.batch_size)
-        return {"i": batch["i"], "vector": [row.tobytes() for row in emb]}
-
-
-def run_semantic(ray, ds, step: SemanticDedup, eng: EngineConfig):
-    """Semantic dedup: sentence embeddings computed by actors, then the local step (its
-    blockwise neighbour search and clustering) on the driver with those vectors. A tf-idf
-    space is one fit over the whole set, so that method runs on the driver entirely."""
-    p = step.p
-    rows = gather_sorted(ds)
-    examples = [Example.from_dict(json.loads(r["rec"])) for r in rows]
-    if p.method != "sbert" or len(examples) < 2:
-        return _from_driver_result(ray, rows, examples, step.run(examples))
-    uniq = list(dict.fromkeys(example_text(ex, p.field) for ex in examples))
-    got = (ray.data.from_items([{"i": k, "text": t} for k, t in enumerate(uniq)])
-           .map_batches(EmbedWorker, fn_constructor_args=(p.model, p.batch_size), batch_size=eng.batch_size,
-                        batch_format="numpy", concurrency=worker_count(eng), num_cpus=eng.cpus_per_actor,
-                        num_gpus=eng.gpus_per_actor or None).take_all())
-    vectors = {int(r["i"]): np.frombuffer(r["vector"], dtype=np.float32) for r in got}
-    row_of = {t: vectors[k] for k, t in enumerate(uniq)}
-    on_actors = SemanticDedup(p, embeddings=lambda texts, method, model: np.stack([row_of[t] for t in texts]))
-    return _from_driver_result(ray, rows, examples, on_actors.run(examples))
-
-
-def run_step(ray, ds, step: Step, eng: EngineConfig):
+def run_step(ray, ds, step: Step, eng: EngineConfig, n: int, *, cache: str, notes: dict[str, Any]):
     if isinstance(step, Filter):
-        return run_filter(ray, ds, step, eng)
+        return run_filter(ray, ds, step, eng, n)
     if isinstance(step, ExactDedup):
-        return run_exact(ray, ds, step, eng)
+        return run_exact(ray, ds, step, eng, n)
     if isinstance(step, NearDedup):
-        return run_near(ray, ds, step, eng)
+        return run_near(ray, ds, step, eng, n)
     if isinstance(step, SemanticDedup):
-        return run_semantic(ray, ds, step, eng)
-    return run_on_driver(ray, ds, step, eng)
+        return run_semantic(ray, ds, step, eng, n, cache=cache, notes=notes)
+    return run_on_driver(ray, ds, step, eng, n)
+
+
+def parse_rejected(d: dict[str, Any]) -> Rejected:
+    """A line of a rejects file back to ``Rejected`` (the inverse of ``Rejected.to_dict``)."""
+    step, reason, value = d.pop("step"), d.pop("reason"), d.pop("value", None)
+    source, line = d.pop("source_file", None), d.pop("source_line", None)
+    return Rejected(record=d, step=step, reason=reason, value=value, source=source, line=line)
+
+
+def _tagged(batch, tag: int) -> dict[str, Any]:
+    # A step's rejects sort after the earlier steps', and a filter's two passes in turn.
+    return {"order": batch["order"], "line": batch["line"], "tag": tag + batch["sub"].astype(np.int64)}
+
+
+def _clear(out: Path) -> None:
+    """An earlier run's outputs, in either form, so none is mistaken for this run's."""
+    for name in ("kept", "rejected"):
+        shutil.rmtree(out / name, ignore_errors=True)
+        (out / f"{name}.jsonl").unlink(missing_ok=True)
+
+
+def write_on_workers(ray, out: Path, kept, n_kept: int, read_rejects: list[Rejected],
+                     step_rejects: list[tuple[Any, int]], shards: bool) -> tuple[list[Path], list[Path]]:
+    """Kept and rejected shards written by the workers; joined into the two local files
+    unless ``shards``. Returns the files that hold each, in order."""
+    _clear(out)
+    kept_parts = write_shards(kept, out / "kept", text="rec", n_rows=n_kept)
+    read_rows = [{"order": k, "line": encode(r.to_dict()), "tag": 0} for k, r in enumerate(read_rejects)]
+    rejected = rows_dataset(ray, read_rows, {"order": 0, "line": "", "tag": 0})
+    for k, (rej, _) in enumerate(step_rejects, start=1):
+        rejected = rejected.union(rej.map_batches(_tagged, fn_kwargs={"tag": 2 * k}, batch_format="numpy"))
+    n_rej = len(read_rejects) + sum(n for _, n in step_rejects)
+    rej_parts = write_shards(rejected, out / "rejected", text="line", tag="tag", n_rows=n_rej)
+    if shards:
+        return [out / "kept" / n for n, _ in kept_parts], [out / "rejected" / n for n, _ in rej_parts]
+    join_shards(out / "kept", kept_parts, out / "kept.jsonl")
+    join_shards(out / "rejected", rej_parts, out / "rejected.jsonl")
+    return [out / "kept.jsonl"], [out / "rejected.jsonl"]
+
+
+def _run_steps(ray, ds, n_read: int, steps: list[Step], eng: EngineConfig, out: Path, progress: bool):
+    funnel, step_rejects, notes = [], [], {}
+    current, n_current = ds, n_read
+    for step in steps:
+        t0 = time.perf_counter()
+        kept, rej, flagged = run_step(ray, current, step, eng, n_current, cache=str(out / "cache"), notes=notes)
+        rej = rej.materialize()
+        n_kept, n_rej = kept.count(), rej.count()
+        if n_kept + n_rej != n_current:
+            raise RuntimeError(f"step {step.name} lost records: {n_current} in, {n_kept} kept + {n_rej} rejected")
+        funnel.append({"step": step.name, "in": n_current, "out": n_kept, "rejected": n_rej,
+                       "flagged": flagged, "seconds": round(time.perf_counter() - t0, 3)})
+        if progress:
+            print(f"  {step.name:<15} {n_current:>8} -> {n_kept:>8}  ({n_rej} rejected)", flush=True)
+        step_rejects.append((rej, n_rej))
+        current, n_current = kept, n_kept
+    return current, n_current, funnel, step_rejects, notes
 
 
 def curate_on_ray(inputs: list[str | Path], out: Path, cfg: CurateConfig, *, fmt: str = "auto",
                   model: str | None = None, tokenizer=None, progress: bool = True):
-    """``curate()`` on Ray: reads shards in parallel, runs the steps, writes the local outputs."""
+    """``curate()`` on Ray: reads shards in parallel, runs the steps, the workers write the outputs."""
     from ..embed import EmbeddingCache
-    from .pipeline import CurateResult, build_steps, write_outputs
-    with ray_session(cfg.engine) as ray:
-        ds, read_rejects = read_dataset(ray, inputs, fmt, duplicate_ids=cfg.duplicate_ids)
+    from .pipeline import CurateResult, build_steps, spill_large_raw
+    eng = cfg.engine
+    with ray_session(eng) as ray:
+        ds, read_rejects, files = read_dataset(ray, inputs, fmt, duplicate_ids=cfg.duplicate_ids)
         evals = read_examples(cfg.leakage.eval).examples if "leakage" in cfg.steps and cfg.leakage.eval else None
         steps = build_steps(cfg, model=model, tokenizer=tokenizer, evals=evals,
                             embeddings=EmbeddingCache(out / "cache"))
         n_read = ds.count()
-        rejected: list[Rejected] = []
-        funnel = []
-        current, n_current = ds, n_read
-        for step in steps:
-            t0 = time.perf_counter()
-            kept, rej, flagged = run_step(ray, current, step, cfg.engine)
-            n_kept = kept.count()
-            if n_kept + len(rej) != n_current:
-                raise RuntimeError(f"step {step.name} lost records: {n_current} in, {n_kept} kept + "
-                                   f"{len(rej)} rejected")
-            funnel.append({"step": step.name, "in": n_current, "out": n_kept, "rejected": len(rej),
-                           "flagged": flagged, "seconds": round(time.perf_counter() - t0, 3)})
-            if progress:
-                print(f"  {step.name:<15} {n_current:>8} -> {n_kept:>8}  ({len(rej)} rejected)", flush=True)
-            rejected.extend(rej)
-            current, n_current = kept, n_kept
-        kept_examples = [Example.from_dict(json.loads(r["rec"])) for r in gather_sorted(current)]
-    result = CurateResult(kept=kept_examples, rejected=list(read_rejects) + rejected, funnel=funnel,
-                          n_input=n_read + len(read_rejects))
+        kept, n_kept, funnel, step_rejects, notes = _run_steps(ray, ds, n_read, steps, eng, out, progress)
+        spill_large_raw(read_rejects, out / "rejected_raw")
+        kept_files, rej_files = write_on_workers(ray, out, kept, n_kept, read_rejects, step_rejects, eng.shards)
+    n_input = n_read + len(read_rejects)
+    n_rejected = len(read_rejects) + sum(n for _, n in step_rejects)
+    result = CurateResult(kept=ShardedRecords(kept_files, n_kept, Example.from_dict),
+                          rejected=ShardedRecords(rej_files, n_rejected, parse_rejected),
+                          funnel=funnel, n_input=n_input)
+    by_step = {"read": len(read_rejects)} if read_rejects else {}
+    by_step.update({f["step"]: f["rejected"] for f in funnel if f["rejected"]})
     if read_rejects:
-        result.funnel.insert(0, {"step": "read", "in": result.n_input, "out": n_read,
-                                 "rejected": len(read_rejects), "flagged": 0, "seconds": 0.0})
-    write_outputs(result, out, cfg, inputs=list(inputs) + list(cfg.leakage.eval if evals else []),
-                  model=model, tokenizer=tokenizer, progress=progress)
+        funnel.insert(0, {"step": "read", "in": n_input, "out": n_read, "rejected": len(read_rejects),
+                          "flagged": 0, "seconds": 0.0})
+    counts = {"input": n_input, "kept": n_kept, "rejected": n_rejected, "rejected_by_step": by_step,
+              "steps": funnel}
+    if cfg.stats:
+        from .describe import compute_stats, print_summary, write_stats
+        result.stats = compute_stats(list(result.kept), tokenizer=tokenizer, model=cfg.model or model,
+                                     funnel=funnel, embed_method=cfg.stats_embed, task_method=cfg.stats_tasks)
+        write_stats(result.stats, out, plots=cfg.plots)
+        if progress:
+            print_summary(result.stats)
+    engine = {"kind": "ray", "files_read": len(files), **notes}
+    if eng.shards:
+        engine["shards"] = {"kept": [p.name for p in kept_files], "rejected": [p.name for p in rej_files]}
+    write_manifest(out, stage="curate", inputs=list(inputs) + list(cfg.leakage.eval if evals else []),
+                   config=cfg, counts=counts, extra={"engine": engine})
     return result

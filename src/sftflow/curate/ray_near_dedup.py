@@ -24,7 +24,7 @@ from ..schema import Example
 from .dedup import NearDedup, _get_path, keep_order, texts_of
 from .clusters import representative_clusters
 from .minhash import _pos_mult, bucket_pairs, choose_bands, jaccard_many, shingle_hashes
-from .ray_rows import kept_of, rejects_of, verdict_rows
+from .ray_rows import kept_of, no_rejects, reject_line, rejects_of, verdict_rows
 from .steps import measurements
 
 MAX_GROUP = 32          # as minhash._band_pairs: a bigger bucket gives a star plus a chain
@@ -164,13 +164,18 @@ def _nested(key: str | None, value: Any) -> dict[str, Any]:
     return node
 
 
+def _linked_only(batch, linked: np.ndarray) -> dict[str, Any]:
+    """What the keep policy reads, for the records in a confirmed pair only."""
+    pick = np.isin(batch["order"], linked)
+    return {k: batch[k][pick] for k in ("order", "id", "response_len", "score")}
+
+
 def near_plan(ds_sig, a, b, jac, p) -> dict[int, dict[str, Any]]:
     """Per linked record (by order): its cluster, and for a removed one the record kept and
     the similarity, chosen as ``resolve_clusters`` chooses them."""
     linked = np.unique(np.concatenate([a, b]))
-    wanted = set(linked.tolist())
-    info = {int(r["order"]): r for r in ds_sig.select_columns(["order", "id", "response_len", "score"])
-            .filter(lambda r: int(r["order"]) in wanted).take_all()}
+    info = {int(r["order"]): r for r in ds_sig.map_batches(_linked_only, fn_kwargs={"linked": linked},
+                                                          batch_format="numpy").take_all()}
     local = {int(o): k for k, o in enumerate(linked)}      # index order == position order
     pairs = np.array([[local[int(x)], local[int(y)]] for x, y in zip(a, b)], dtype=np.int64).reshape(-1, 2)
     sims = {(local[int(x)], local[int(y)]): float(v) for x, y, v in zip(a, b, jac)}
@@ -195,27 +200,25 @@ def near_plan(ds_sig, a, b, jac, p) -> dict[int, dict[str, Any]]:
 
 def _apply_plan(batch, plan: dict[int, dict[str, Any]], step: str, describe: str, policy: str) -> dict[str, Any]:
     exs = examples_of(batch)
-    verdicts, values = [], []
+    lines = []
     for o, ex in zip(batch["order"], exs):
         entry = plan.get(int(o))
         if entry is not None:
             m = measurements(ex, step)
             m["cluster"], m["cluster_size"] = entry["cluster"], entry["cluster_size"]
         if entry is None or "duplicate_of" not in entry:
-            verdicts.append("")
-            values.append(None)
+            lines.append("")
             continue
-        verdicts.append(f"{describe} of {entry['duplicate_of']} (similarity {entry['similarity']:.3f}; "
-                        f"kept by policy '{policy}')")
-        values.append({"duplicate_of": entry["duplicate_of"], "similarity": entry["similarity"]})
-    return verdict_rows(batch, exs, verdicts, values)
+        lines.append(reject_line(ex, step, f"{describe} of {entry['duplicate_of']} (similarity "
+                                 f"{entry['similarity']:.3f}; kept by policy '{policy}')",
+                                 {"duplicate_of": entry["duplicate_of"], "similarity": entry["similarity"]}))
+    return verdict_rows(batch, exs, lines)
 
 
-def run_near(ray, ds, step: NearDedup, eng: EngineConfig):
+def run_near(ray, ds, step: NearDedup, eng: EngineConfig, n: int):
     p = step.p
-    n = ds.count()
     if n < 2:
-        return ds, [], 0
+        return ds, no_rejects(ray), 0
     bands, rows = (p.bands, p.rows) if p.bands else choose_bands(p.threshold, p.num_perm)
     # A reduce task holds one partition: enough partitions that it stays near
     # BAND_ROWS_PER_PARTITION band rows (32 bytes each) whatever the input size.
@@ -224,8 +227,10 @@ def run_near(ray, ds, step: NearDedup, eng: EngineConfig):
                          batch_size=eng.batch_size, batch_format="numpy").materialize()
     a, b, jac = confirmed_pairs(sig, bands, p, partitions)
     plan = near_plan(sig, a, b, jac, p) if len(a) else {}
+    if not plan:
+        return ds, no_rejects(ray), 0
     describe = f"near duplicate (word {p.ngram}-gram Jaccard >= {p.threshold})"
     judged = ds.map_batches(_apply_plan, fn_kwargs={"plan": plan, "step": step.name,
                                                     "describe": describe, "policy": p.keep},
                             batch_size=eng.batch_size, batch_format="numpy").materialize()
-    return kept_of(judged), rejects_of(judged, step.name), 0
+    return kept_of(judged), rejects_of(judged, 0), 0

@@ -34,6 +34,8 @@ class EngineConfig(StrictModel):
                                                          "a local generator); 0 on CPU clusters")
     actors: int | None = Field(None, ge=1, description="ray: model actors (default: as many as fit)")
     batch_size: int = Field(1024, ge=1, description="ray: records per batch handed to a worker")
+    shards: bool = Field(False, description="ray: leave the outputs as folders of shards written by the "
+                                            "workers (kept/, rejected/) instead of joining them into one file")
 
     @model_validator(mode="after")
     def _address_needs_ray(self):

@@ -1,16 +1,18 @@
 """Records in and out of Ray Datasets, with the local reader's rules and errors.
 
-A dataset row is ``{order, rec}``: ``rec`` is the record as JSON text (its metadata is
-free-form, which an Arrow schema would have to guess per shard), ``order`` is
-``file_no << 40 | line``, the position the local reader would have given it. Sorting
-on ``order`` restores the local order, so outputs written from Ray are line for line the
-files a local run writes.
+A dataset row is ``{order, rec}``: ``rec`` is the record as the JSONL line a local run
+writes for it (``json.dumps(ex.to_dict(), ensure_ascii=False)``: its metadata is
+free-form, which an Arrow schema would have to guess per shard, and a kept record's
+line is written as it is, with no second encoding); ``order`` is ``file_no << 40 | n``,
+the position the local reader would have given it. Sorting on ``order`` restores the
+local order, so outputs written from Ray are line for line the files a local run writes.
 
 Inputs: files, folders of shards (``*.jsonl``/``*.parquet``; a ``datasets``
 ``save_to_disk`` folder stays one input) and globs. One read task per file runs the
 local reader on it (``iter_examples``: the same format detection, checks and messages),
 so a folder of N shards is read N ways in parallel. Unreadable records come back as
-``Rejected`` entries from step ``read``, as locally.
+``Rejected`` entries from step ``read``, as locally. A user-supplied ``id`` is checked
+across all files at once (``ray_ids``), as the local reader's one registry does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..io import Rejected, iter_examples
+from ..io.writers import _jsonable
 from ..schema import Example
+from .ray_ids import SeenIds, resolve_duplicate_ids
 
 LINE_BITS = 40                      # lines per file below 2^40; files below 2^23
 SHARD_SUFFIXES = (".jsonl", ".ndjson", ".parquet", ".json", ".csv")
@@ -50,19 +54,36 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def _read_one(row: dict[str, Any], fmt: str, duplicate_ids: str) -> Iterator[dict[str, Any]]:
+def encode(d: dict[str, Any]) -> str:
+    """A record's JSONL line, exactly as ``io.write_jsonl`` writes it."""
+    return json.dumps(d, ensure_ascii=False, default=_jsonable)
+
+
+def encode_examples(examples: list[Example]) -> list[str]:
+    return [encode(ex.to_dict()) for ex in examples]
+
+
+def examples_of(batch: dict[str, Any]) -> list[Example]:
+    return [Example.from_dict(json.loads(t)) for t in batch["rec"]]
+
+
+def _read_one(row: dict[str, Any], fmt: str) -> Iterator[dict[str, Any]]:
     """Every record of one file, as rows; unreadable ones as rows with ``rej`` set.
 
     A generator: Ray Data cuts what it yields into blocks as it goes, so a read task holds
-    one block of a file, not the whole file."""
+    one block of a file, not the whole file. Ids are noted (``uid``, ``where``), not
+    judged: whether one repeats is known only across all files."""
     file_no, path = int(row["file_no"]), Path(row["path"])
     rejected: list[Rejected] = []
-    for n, ex in enumerate(iter_examples(path, fmt, skip_invalid=True, rejected=rejected,
-                                         duplicate_ids=duplicate_ids)):
-        yield {"order": (file_no << LINE_BITS) | n, "rec": json.dumps(ex.to_dict()), "rej": ""}
+    seen = SeenIds()
+    for n, ex in enumerate(iter_examples(path, fmt, skip_invalid=True, rejected=rejected, _ids=seen)):
+        uid, where, line = seen.take()
+        yield {"order": (file_no << LINE_BITS) | n, "rec": encode(ex.to_dict()), "rej": "",
+               "uid": uid, "where": where, "line": line}
     # A reject's place: its own line, so read rejects keep the local reader's order too.
     for r in rejected:
-        yield {"order": (file_no << LINE_BITS) | (r.line or 0), "rec": "", "rej": json.dumps(rejected_to_row(r))}
+        yield {"order": (file_no << LINE_BITS) | (r.line or 0), "rec": "", "rej": json.dumps(rejected_to_row(r)),
+               "uid": "", "where": "", "line": 0}
 
 
 def rejected_to_row(r: Rejected) -> dict[str, Any]:
@@ -76,31 +97,21 @@ def row_to_rejected(d: dict[str, Any]) -> Rejected:
 
 
 def read_dataset(ray, inputs: Iterable[str | Path], fmt: str = "auto", *,
-                 duplicate_ids: str = "error") -> tuple[Any, list[Rejected]]:
-    """(dataset of ``{order, rec}`` rows, read rejects in local order) for ``inputs``."""
+                 duplicate_ids: str = "error") -> tuple[Any, list[Rejected], list[Path]]:
+    """(dataset of ``{order, rec}`` rows, read rejects in local order, the files read).
+
+    The read rejects (unreadable lines, repeated ids) come to the driver: they are as many
+    as the input's bad lines, and the local order puts them before every step's."""
+    from ray.data.expressions import col
     files = expand_inputs(inputs)
     if len(files) >= 1 << (63 - LINE_BITS):
         raise ValueError(f"{len(files)} input files: merge shards below {1 << (63 - LINE_BITS)}")
     items = [{"file_no": i, "path": str(p)} for i, p in enumerate(files)]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    # Line numbers restart per file; record positions (n) are per file too. The local
-    # reader numbers examples continuously, which ``order`` preserves as a sort key.
-    ds = ds.flat_map(_read_one, fn_kwargs={"fmt": fmt, "duplicate_ids": duplicate_ids}).materialize()
-    rej_rows = sorted(ds.filter(lambda r: r["rej"] != "").take_all(), key=lambda r: r["order"])
-    rejected = [row_to_rejected(json.loads(r["rej"])) for r in rej_rows]
-    records = ds.filter(lambda r: r["rej"] == "").drop_columns(["rej"]).materialize()
-    return records, rejected
-
-
-def examples_of(batch: dict[str, Any]) -> list[Example]:
-    return [Example.from_dict(json.loads(t)) for t in batch["rec"]]
-
-
-def encode_examples(examples: list[Example]) -> list[str]:
-    return [json.dumps(ex.to_dict()) for ex in examples]
-
-
-def gather_sorted(ds) -> list[dict[str, Any]]:
-    """Rows of ``ds`` on this process in ``order``. Sorted here, not with ``Dataset.sort``:
-    what is gathered fits this process anyway, and a distributed sort costs a shuffle."""
-    return sorted(ds.take_all(), key=lambda r: r["order"])
+    ds = ds.flat_map(_read_one, fn_kwargs={"fmt": fmt}).materialize()
+    rej_rows = ds.filter(expr=col("rej") != "").select_columns(["order", "rej"]).take_all()
+    rejected = [(int(r["order"]), row_to_rejected(json.loads(r["rej"]))) for r in rej_rows]
+    records = ds.filter(expr=col("rej") == "").drop_columns(["rej"])
+    records, id_rejects = resolve_duplicate_ids(ray, records, files, duplicate_ids)
+    rejected = [r for _, r in sorted(rejected + id_rejects, key=lambda t: t[0])]
+    return records.materialize(), rejected, files
