@@ -84,22 +84,10 @@ def twin_of(name: str) -> str | None:
 
 
 def matrix() -> list[tuple[str, str]]:
-    """(template, conversation) pairs: plain conversations on every template, tool
-    conversations on templates that render tool calls, reasoning ones on templates that
-    read a reasoning trace (a conversation a template has no syntax for is not a test
-    of sftflow; those refusals are tested on their own)."""
-    pairs = []
-    for name in originals():
-        src = (templates_dir() / name).read_text()
-        tools = "tool_calls" in src
-        reasoning = any(k in src for k in ("reasoning_content", "thinking", "</think>"))
-        for conv in CONVERSATIONS:
-            if conv in TOOL_CONVERSATIONS and not tools:
-                continue
-            if conv in REASONING_CONVERSATIONS and not reasoning:
-                continue
-            pairs.append((name, conv))
-    return pairs
+    """(template, conversation) pairs: every conversation on every template. Templates
+    without syntax for tool calls or traces take them through the documented fallback
+    (``sftflow.chat.tool_fallback``), so every pair is a test of sftflow."""
+    return [(name, conv) for name in originals() for conv in CONVERSATIONS]
 
 
 MARKERS = re.compile(r"<\|?[A-Za-z_]+\|?>|</?think>|<[a-z_]+\|>|<\|[a-z_\"]+>|<｜[^｜]+｜>")

@@ -93,10 +93,18 @@ def test_qwen3_empty_think_block_only_in_the_final_turn_trains_per_turn(smol_tok
     assert [text[a:b] for a, b in spans] == ["<think>\n\n</think>\n\nIt is 4.<|im_end|>"]
 
 
-def test_deepseek_r1_prefilled_think_needs_reasoning(smol_tokenizer):
+def test_deepseek_r1_turn_without_a_trace_closes_the_prefilled_think_block(smol_tokenizer):
+    # The generation prompt pre-fills <think>\n; a turn without a trace is the model skipping
+    # thinking: it writes \n</think>\n\n and the answer. History drops think blocks: per turn.
     tpl = (TEMPLATES / "deepseek_r1_distill.jinja").read_text()
-    with pytest.raises(TemplateError, match="needs reasoning_content on every assistant turn \\(turn 1 has none\\)"):
-        encode(MSGS, smol_tokenizer, template=tpl)
+    tok = family_tokenizer(smol_tokenizer, tpl)
+    with pytest.raises(HistoryRewritten, match="pre-fills a think block the history lacks"):
+        encode(MSGS, tok, template=tpl)
+    first, last = encode_turns(MSGS, tok, template=tpl)
+    assert last.text.endswith("<｜Assistant｜><think>\n\n</think>\n\nIt is 4.<｜end▁of▁sentence｜>")
+    assert "</think>" not in last.text[:-40]                   # the earlier answer as history renders it
+    assert [supervised_text(e, tok) for e in (first, last)] == [
+        "\n</think>\n\nHello! How can I help?<｜end▁of▁sentence｜>", "\n</think>\n\nIt is 4.<｜end▁of▁sentence｜>"]
 
 
 def test_qwen3_stripped_reasoning_is_one_example_per_turn(smol_tokenizer):

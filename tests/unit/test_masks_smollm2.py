@@ -84,7 +84,8 @@ def test_all_masked_example_raises(smol_tokenizer, monkeypatch):
     # and if spans ever come back empty, encode raises instead of returning all -100
     import importlib
     enc_mod = importlib.import_module("sftflow.chat.encode")
-    monkeypatch.setattr(enc_mod, "assistant_spans", lambda m, t, tpl, mode, **_: ("abc", []))
+    from sftflow.chat.tool_fallback import Formats
+    monkeypatch.setattr(enc_mod, "_spans", lambda *a, **k: ("abc", [], [], Formats()))
     with pytest.raises(NoSupervisedTokens):
         encode(msgs, smol_tokenizer)
 

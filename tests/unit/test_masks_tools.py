@@ -24,6 +24,7 @@ from _chat_families import CONVERSATIONS, TOOLS, family_tokenizer, matrix, super
 
 from sftflow.chat import HistoryRewritten, TemplateCannotShow, TemplateError, encode, encode_many, encode_turns
 from sftflow.chat.render import string_leaves
+from sftflow.chat.tool_fallback import rewrite, split_parallel_calls
 from sftflow.schema import Example
 
 trl = pytest.importorskip("trl")
@@ -32,34 +33,19 @@ trl = pytest.importorskip("trl")
 # not refused, fails.
 CANNOT_SHOW = "does not render|failed to render|closes an empty think block"
 REFUSED = {
-    ("deepseek_r1_distill.jinja", "plain"): "needs reasoning_content on every assistant turn",
-    ("deepseek_r1_distill.jinja", "plain_system"): "needs reasoning_content on every assistant turn",
-    ("deepseekv3.jinja", "plain"): "needs reasoning_content on every assistant turn",
-    ("deepseekv3.jinja", "plain_system"): "needs reasoning_content on every assistant turn",
-    ("deepseekv3.jinja", "tool_round_trip"): "needs reasoning_content on every assistant turn",
-    ("deepseekv3.jinja", "parallel_calls"): "needs reasoning_content on every assistant turn",
-    ("deepseekv3.jinja", "multi_turn_tools"): "needs reasoning_content on every assistant turn",
-    ("deepseekv3.jinja", "json_tool_result"): "needs reasoning_content on every assistant turn",
     ("diffusion_gemma.jinja", "multi_turn_tools"): "not prefix-stable at turn 3",
     ("gemma4_v5.jinja", "multi_turn_tools"): "not prefix-stable at turn 3",
     ("gptoss.jinja", "reasoning_with_tools"): "not prefix-stable at turn 3",
 }
-# The template itself cannot show the record (TemplateCannotShow): DeepSeek reaches its
-# tool-call branch only with content None, which transformers drops; Gemma 4 renders a
-# trace only on tool-calling turns; gpt-oss and Llama 3.1 take one call per turn and no
-# text beside it; the no-think Qwen3.5 template has no reasoning at generation.
+# The template itself cannot show the record (TemplateCannotShow): Gemma 1 has no system
+# turn; gpt-oss and Llama 3.1 take no text beside a call (a trace on a call turn is such
+# text where it goes into the content) and Llama 3.1 one call per turn; muse-glimmer drops
+# the text beside a call; the no-think Qwen3.5 template has no reasoning at generation.
 for _name, _convs in {
-    "deepseek_r1_distill.jinja": ("tool_round_trip", "parallel_calls", "multi_turn_tools", "json_tool_result",
-                                  "reasoning_with_tools"),
-    "deepseekv3.jinja": ("reasoning_with_tools",),
-    "gemma.jinja": ("plain_system",),
-    "gemma4.jinja": ("reasoning_last", "reasoning_every_turn", "reasoning_with_tools"),
-    "gemma4_v2.jinja": ("reasoning_last", "reasoning_every_turn", "reasoning_with_tools"),
-    "gemma4_v3.jinja": ("reasoning_last", "reasoning_every_turn", "reasoning_with_tools"),
-    "gemma4_v4.jinja": ("reasoning_last", "reasoning_every_turn", "reasoning_with_tools"),
-    "gptoss.jinja": ("parallel_calls", "multi_turn_tools"),
-    "llama3_1.jinja": ("parallel_calls", "multi_turn_tools"),
-    "llama3_2.jinja": ("parallel_calls", "multi_turn_tools"),
+    "gemma.jinja": ("plain_system", "json_tool_result"),
+    "gptoss.jinja": ("multi_turn_tools",),
+    "llama3_1.jinja": ("parallel_calls", "multi_turn_tools", "reasoning_with_tools"),
+    "llama3_2.jinja": ("parallel_calls", "multi_turn_tools", "reasoning_with_tools"),
     "muse_glimmer.jinja": ("multi_turn_tools",),
     "qwen3_5_nothink.jinja": ("reasoning_last", "reasoning_every_turn", "reasoning_with_tools"),
 }.items():
@@ -70,7 +56,8 @@ for _name, _convs in {
 def _reasoning_then(ours, twin, turn):
     # DeepSeek: the twin trains without the trace and without the <think> pre-fill; the
     # model, prompted with <think>\n, writes trace, </think> and answer: we train that.
-    return ours == turn["reasoning_content"] + "\n</think>\n\n" + twin.removeprefix("<｜Assistant｜>")
+    # A turn without a trace: the model closes the pre-filled block at once ("\n</think>\n\n").
+    return ours == turn.get("reasoning_content", "") + "\n</think>\n\n" + twin.removeprefix("<｜Assistant｜>")
 
 
 DOCUMENTED = {
@@ -124,6 +111,24 @@ def ours_per_turn(msgs, tok, tpl, tools):
     return [(i, enc, r) for i, r in zip(turns, runs)]
 
 
+def all_runs(msgs, tok, tpl, tools):
+    """Supervised runs of every trained turn, in order (one sequence, or one example per turn)."""
+    try:
+        enc = encode(msgs, tok, tools=tools, template=tpl)
+    except HistoryRewritten:
+        return [supervised_runs(e.input_ids, e.labels, tok)[-1] for e in encode_turns(msgs, tok, tools=tools,
+                                                                                      template=tpl)]
+    return supervised_runs(enc.input_ids, enc.labels, tok)
+
+
+def as_rendered(msgs, tok, tpl, tools):
+    """The conversation as sftflow hands it to the template: parallel calls split where the
+    template takes one per message, tool data and traces it cannot show rewritten."""
+    msgs, _ = split_parallel_calls(tok, msgs, tpl)
+    msgs, tools, _ = rewrite(tok, msgs, tpl, tools)
+    return msgs, tools
+
+
 def twin_run(tok, twin, msgs, tools, k):
     kw = {"tools": tools, "chat_template": twin, "tokenize": True, "return_dict": True,
           "return_assistant_tokens_mask": True}
@@ -147,19 +152,22 @@ def outside_prompt(msgs):
 @pytest.mark.parametrize("name,conv", matrix())
 def test_template_conversation(tokenizers, name, conv):
     tok, tpl = tokenizers(name), (templates_dir() / name).read_text()
-    msgs = Example(messages=CONVERSATIONS[conv]).messages
-    tools = TOOLS if any(m.get("tool_calls") for m in msgs) else None
+    original = Example(messages=CONVERSATIONS[conv]).messages
+    tools = TOOLS if any(m.get("tool_calls") for m in original) else None
     if (name, conv) in REFUSED:
         reason = REFUSED[(name, conv)]
         with pytest.raises(TemplateCannotShow if reason == CANNOT_SHOW else TemplateError, match=reason):
-            ours_per_turn(msgs, tok, tpl, tools)
+            ours_per_turn(original, tok, tpl, tools)
         return
+    msgs, tools = as_rendered(original, tok, tpl, tools)
     results = ours_per_turn(msgs, tok, tpl, tools)
+    assert all_runs(original, tok, tpl, TOOLS if tools or "tool" in {m["role"] for m in original} else None
+                    ) == [t for _, _, t in results]         # the rewrite is what encode does
     twin = twin_of(name)
     for i, enc, text in results:
         turn = msgs[i]
-        for never in outside_prompt(msgs):              # tool results, user, system: never trained
-            assert never not in text, (i, never)
+        for never in outside_prompt(original) + outside_prompt(msgs):   # tool results, user, system, the
+            assert never not in text, (i, never)                        # tools block: never trained
         assert turn["content"].strip() in text
         for c in turn.get("tool_calls", []):
             assert c["function"]["name"] in text and all(v in text for v in string_leaves(c["function"]["arguments"]))
@@ -181,16 +189,15 @@ def test_template_conversation(tokenizers, name, conv):
 
 
 def test_usable_fraction(tokenizers, capsys):
-    """The share of the matrix sftflow trains on, and the share of what the templates can show."""
+    """The share of the whole matrix (every conversation on every template) sftflow trains on."""
     pairs = matrix()
     refused = [p for p in pairs if p in REFUSED]
-    cannot_show = [p for p in refused if REFUSED[p] == CANNOT_SHOW]
     usable = len(pairs) - len(refused)
-    showable = len(pairs) - len(cannot_show)
     with capsys.disabled():
-        print(f"\nusable: {usable}/{len(pairs)} = {usable / len(pairs):.1%} of all pairs; "
-              f"{usable}/{showable} = {usable / showable:.1%} of the pairs the template can show")
-    assert usable / showable >= 0.95
+        print(f"\nusable: {usable}/{len(pairs)} = {usable / len(pairs):.1%} of all template x conversation pairs "
+              f"({sum(REFUSED[p] == CANNOT_SHOW for p in refused)} refused because the template cannot show "
+              f"the record, {sum(REFUSED[p] != CANNOT_SHOW for p in refused)} not prefix-stable)")
+    assert usable / len(pairs) >= 0.95
 
 
 def test_golden_qwen3_tool_loop_trains_calls_not_results(tokenizers):
@@ -224,10 +231,14 @@ def test_golden_deepseek_r1_builds_the_trace_after_the_prefill(tokenizers):
         "Add two and two.\n</think>\n\nIt is 4.<｜end▁of▁sentence｜>"]
 
 
-def test_template_that_ignores_tool_calls_is_refused_naming_them(tokenizers):
+def test_template_that_ignores_tool_calls_is_refused_under_native_naming_the_option(tokenizers):
     tpl = (templates_dir() / "llama3.jinja").read_text()
-    with pytest.raises(TemplateCannotShow, match=r"does not render messages\[1\]\.tool_calls\[0\]\.function\.name"):
-        encode(CONVERSATIONS["tool_round_trip"], tokenizers("llama3.jinja"), tools=TOOLS, template=tpl)
+    with pytest.raises(TemplateCannotShow, match=r"does not render tool calls and tool results "
+                                                 r"\(tool_format='native'\); tool_format='auto' or 'hermes'"):
+        encode(CONVERSATIONS["tool_round_trip"], tokenizers("llama3.jinja"), tools=TOOLS, template=tpl,
+               tool_format="native")
+    with pytest.raises(TemplateCannotShow, match=r"does not render reasoning traces \(reasoning_content\) \(tool_format='native'\)"):
+        encode(CONVERSATIONS["reasoning_last"], tokenizers("llama3.jinja"), template=tpl, tool_format="native")
 
 
 def test_one_sequence_training_on_rewritten_history_errors_and_encode_many_expands(tokenizers, monkeypatch):

@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import bisect
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..schema import RecordError, validate_messages
 from .render import EncodeError, TemplateError, choose_form, resolve_template
 from .spans import HistoryRewritten, Renderer, turn_span
+from .tool_fallback import Formats, ToolFormat, rewrite, split_parallel_calls
 
 TrainOn = Literal["assistant", "last", "all"]
 IGNORE_INDEX = -100
@@ -68,6 +69,7 @@ class Encoded:
     truncated: bool = False
     dropped_turns: int = 0
     turn: int | None = None        # the one assistant turn trained, when expanded per turn
+    formats: dict[str, Any] = field(default_factory=dict)   # how tool data and traces were rendered
 
     @property
     def n_supervised(self) -> int:
@@ -88,14 +90,13 @@ def _canonical(messages) -> list[dict[str, Any]]:
         raise EncodeError(f"not a valid conversation: {e}") from None
 
 
-def assistant_spans(messages: list[dict[str, Any]], tokenizer, template: str,
-                    train_on: TrainOn = "assistant", *, tools: list[dict] | None = None
-                    ) -> tuple[str, list[tuple[int, int]]]:
-    """Render the conversation and return (text, supervised character spans)."""
-    msgs = _canonical(messages)
+def _spans(messages: list[dict[str, Any]], tokenizer, template: str, train_on: TrainOn, tools,
+           tool_format: ToolFormat) -> tuple[str, list[tuple[int, int]], list[int] | None, Formats]:
+    """(text, supervised spans, the trained turns' indices in the rendered messages, formats used)."""
+    msgs, tools, formats = rewrite(tokenizer, _canonical(messages), template, tools, tool_format)
     form, full = choose_form(tokenizer, msgs, template, tools)
     if train_on == "all":
-        return full, [(0, len(full))]
+        return full, [(0, len(full))], None, formats
     turns = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
     if train_on == "last":
         turns = turns[-1:]
@@ -106,6 +107,14 @@ def assistant_spans(messages: list[dict[str, Any]], tokenizer, template: str,
     for i in turns:
         text, a, b = turn_span(r, text, i)
         spans.append((a, b))
+    return text, spans, turns, formats
+
+
+def assistant_spans(messages: list[dict[str, Any]], tokenizer, template: str,
+                    train_on: TrainOn = "assistant", *, tools: list[dict] | None = None,
+                    tool_format: ToolFormat = "auto") -> tuple[str, list[tuple[int, int]]]:
+    """Render the conversation and return (text, supervised character spans)."""
+    text, spans, _, _ = _spans(messages, tokenizer, template, train_on, tools, tool_format)
     return text, spans
 
 
@@ -191,7 +200,7 @@ def _drop_oldest_exchange(messages: list[dict[str, str]]) -> list[dict[str, str]
 
 def encode(messages: list[dict[str, Any]], tokenizer, *, tools: list[dict] | None = None,
            train_on: TrainOn = "assistant", max_length: int | None = None,
-           template: str | None = None) -> Encoded:
+           template: str | None = None, tool_format: ToolFormat = "auto") -> Encoded:
     """Tokenize one conversation; labels are -100 wherever the model is not trained.
 
     ``tools`` (function schemas, OpenAI form) are passed to the template. Truncation
@@ -199,15 +208,15 @@ def encode(messages: list[dict[str, Any]], tokenizer, *, tools: list[dict] | Non
     example whose final exchange alone does not fit raises ``ExampleTooLong``. A
     template that renders earlier turns differently from how the model wrote them
     raises ``HistoryRewritten`` for ``train_on='assistant'``: see ``encode_turns``.
+    ``tool_format`` decides what happens to tool calls and traces the template cannot
+    show (``tool_fallback``): ``auto`` writes them Hermes style, ``native`` refuses.
     """
     tpl = resolve_template(tokenizer, template)
-    msgs = _canonical(messages)
+    msgs, split = split_parallel_calls(tokenizer, _canonical(messages), tpl, tool_format)
     dropped = 0
     while True:
-        text, spans = assistant_spans(msgs, tokenizer, tpl, train_on, tools=tools)
-        turns = None if train_on == "all" else [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
-        ids, labels = _tokenize_with_labels(text, spans, tokenizer,
-                                            turns[-len(spans):] if turns else None)
+        text, spans, turns, formats = _spans(msgs, tokenizer, tpl, train_on, tools, tool_format)
+        ids, labels = _tokenize_with_labels(text, spans, tokenizer, turns)
         if max_length is None or len(ids) <= max_length:
             break
         shorter = _drop_oldest_exchange(msgs)
@@ -215,27 +224,43 @@ def encode(messages: list[dict[str, Any]], tokenizer, *, tools: list[dict] | Non
             raise ExampleTooLong(f"{len(ids)} tokens > max_length {max_length} even with only the "
                                  "final exchange kept")
         msgs, dropped = shorter, dropped + 1
-    enc = Encoded(input_ids=ids, labels=labels, attention_mask=[1] * len(ids), text=text,
-                  spans=spans, truncated=dropped > 0, dropped_turns=dropped)
+    enc = Encoded(input_ids=ids, labels=labels, attention_mask=[1] * len(ids), text=text, spans=spans,
+                  truncated=dropped > 0, dropped_turns=dropped,
+                  formats=replace(formats, split_calls=split).to_dict())
     if enc.n_supervised == 0:
         raise NoSupervisedTokens("no supervised token in this example"
                                  + (f" after dropping {dropped} turns" if dropped else ""))
     return enc
 
 
-def encode_turns(messages: list[dict[str, Any]], tokenizer, *, tools: list[dict] | None = None,
-                 max_length: int | None = None, template: str | None = None) -> list[Encoded]:
-    """One example per assistant turn, each supervised on that turn only, with the
-    history rendered exactly as the template renders it at inference."""
-    msgs = _canonical(messages)
+def _per_turn(msgs, tokenizer, tools, max_length, template, tool_format, skipped=None, ex=None
+              ) -> list[Encoded]:
+    """One example per assistant turn of ``msgs`` (parallel calls already split)."""
     out = []
     for i, m in enumerate(msgs):
-        if m["role"] == "assistant":
+        if m["role"] != "assistant":
+            continue
+        try:
             enc = encode(msgs[:i + 1], tokenizer, tools=tools, train_on="last", max_length=max_length,
-                         template=template)
-            enc.turn = i
-            out.append(enc)
+                         template=template, tool_format=tool_format)
+        except (ExampleTooLong, NoSupervisedTokens) as e:
+            if skipped is None:
+                raise
+            skipped.append((ex, f"{type(e).__name__} (turn {i}): {e}"))
+            continue
+        enc.turn = i
+        out.append(enc)
     return out
+
+
+def encode_turns(messages: list[dict[str, Any]], tokenizer, *, tools: list[dict] | None = None,
+                 max_length: int | None = None, template: str | None = None,
+                 tool_format: ToolFormat = "auto") -> list[Encoded]:
+    """One example per assistant turn, each supervised on that turn only, with the
+    history rendered exactly as the template renders it at inference."""
+    tpl = resolve_template(tokenizer, template)
+    msgs, _ = split_parallel_calls(tokenizer, _canonical(messages), tpl, tool_format)
+    return _per_turn(msgs, tokenizer, tools, max_length, tpl, tool_format)
 
 
 def expand_per_turn(example) -> list:
@@ -249,21 +274,27 @@ def expand_per_turn(example) -> list:
 
 
 _noticed: set[int] = set()
+PerTurn = Literal["auto", "never"]
 
 
 def encode_many(examples, tokenizer, *, train_on: TrainOn = "assistant", max_length: int | None = None,
-                template: str | None = None) -> tuple[list[Encoded], list[tuple[Any, str]]]:
+                template: str | None = None, tool_format: ToolFormat = "auto", per_turn: PerTurn = "auto"
+                ) -> tuple[list[Encoded], list[tuple[Any, str]]]:
     """Encode a list of Examples; returns (encoded, [(example, reason) skipped]).
 
     Where the template rewrites history (see ``HistoryRewritten``) an example is
-    trained as one example per assistant turn, with a notice the first time."""
+    trained as one example per assistant turn, with a notice the first time;
+    ``per_turn='never'`` makes that an error (one sequence per conversation)."""
+    if per_turn not in ("auto", "never"):
+        raise ValueError(f"per_turn must be 'auto' or 'never', not {per_turn!r}")
+    tpl = resolve_template(tokenizer, template)
     out, skipped = [], []
     for ex in examples:
         msgs = ex.messages if hasattr(ex, "messages") else ex
         tools = getattr(ex, "tools", None)
         try:
             out.append(encode(msgs, tokenizer, tools=tools, train_on=train_on, max_length=max_length,
-                              template=template))
+                              template=tpl, tool_format=tool_format))
             continue
         except (ExampleTooLong, NoSupervisedTokens) as e:
             skipped.append((ex, f"{type(e).__name__}: {e}"))
@@ -271,20 +302,16 @@ def encode_many(examples, tokenizer, *, train_on: TrainOn = "assistant", max_len
         except HistoryRewritten as e:
             if train_on != "assistant":
                 raise
-            key = hash(resolve_template(tokenizer, template))
-            if key not in _noticed:
-                _noticed.add(key)
+            if per_turn == "never":
+                raise HistoryRewritten(e.turn, e.why, "per_turn='never' asks for one sequence per "
+                                       "conversation, which this template cannot give: per_turn='auto' trains "
+                                       "one example per assistant turn") from None
+            if hash(tpl) not in _noticed:
+                _noticed.add(hash(tpl))
                 warnings.warn(f"{e} -> training one example per assistant turn for conversations where "
                               "this happens", stacklevel=2)
-        for i, m in enumerate(msgs):
-            if m["role"] != "assistant":
-                continue
-            try:
-                enc = encode(msgs[:i + 1], tokenizer, tools=tools, train_on="last", max_length=max_length,
-                             template=template)
-            except (ExampleTooLong, NoSupervisedTokens) as e:
-                skipped.append((ex, f"{type(e).__name__} (turn {i}): {e}"))
-                continue
-            enc.turn = i
+        msgs, split = split_parallel_calls(tokenizer, _canonical(msgs), tpl, tool_format)
+        for enc in _per_turn(msgs, tokenizer, tools, max_length, tpl, tool_format, skipped, ex):
+            enc.formats = dict(enc.formats, **({"split_calls": split} if split else {}))
             out.append(enc)
     return out, skipped

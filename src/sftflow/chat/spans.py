@@ -23,8 +23,8 @@ For assistant turn *i* (all offsets in characters):
    turn without a trace is answered with thinking off (``enable_thinking=False``), when
    that prompt is a prefix of the turn (Nemotron 3); a turn with a trace the template
    does not render (DeepSeek-R1 distills) is built the way the model writes it: trace,
-   ``</think>``, answer. Otherwise the template needs ``reasoning_content`` on every
-   trained turn and says so. Any other pre-fill is refused.
+   ``</think>``, answer; a turn without a trace closes the pre-filled block at once
+   (``\n</think>\n\n``, the model skipping thinking). Any other pre-fill is refused.
 6. A template that writes nothing after the final turn (GLM-4): the model stops by
    emitting a stop token. It is the first token the template writes after an
    assistant turn when a user turn follows if that token is a stop token of the
@@ -47,12 +47,14 @@ _SENTINEL_USER = "SFTFLOWSENTINELUSER9c1d"
 class HistoryRewritten(TemplateError):
     """The template renders an earlier turn differently from how the model wrote it."""
 
-    def __init__(self, turn: int, why: str):
-        self.turn = turn
+    ADVICE = ("Train one example per assistant turn (encode_many and training do this automatically), "
+              "or train_on='last'")
+
+    def __init__(self, turn: int, why: str, advice: str = ADVICE):
+        self.turn, self.why = turn, why
         super().__init__(
             f"chat template renders assistant turn {turn} differently once later turns follow ({why}); "
-            "one sequence for the whole conversation would train on text the model never wrote. Train one "
-            "example per assistant turn (encode_many and training do this automatically), or train_on='last'")
+            f"one sequence for the whole conversation would train on text the model never wrote. {advice}")
 
 
 def common_prefix_len(a: str, b: str, start: int = 0) -> int:
@@ -108,18 +110,16 @@ def _data_end(text: str, start: int, m: dict[str, Any], i: int) -> int:
 
 def _prefilled_think(r: Renderer, i: int, gp: str, last: str) -> str | None:
     """Turn *i*'s training text after a ``<think>`` pre-fill the rendering lacks, or None."""
-    at = common_prefix_len(gp, last)
     if not gp.rstrip().endswith("<think>"):
         return None
+    # where the pre-fill starts (the answer may begin with the same characters: "<t" of "<tool_call>")
+    at = min(common_prefix_len(gp, last), gp.rindex("<think>"))
     reasoning = r.msgs[i].get("reasoning_content", "").strip()
-    if not reasoning:
-        raise TemplateError(
-            f"the generation prompt pre-fills {gp[gp.rstrip().rindex('<think>'):]!r}: the model writes a reasoning "
-            "trace before every answer, so this template needs reasoning_content on every assistant turn "
-            f"(turn {i} has none) or a generation prompt with thinking off")
-    if "<think>" in last[at:] or reasoning in last[at:]:
+    if "<think>" in last[at:] or (reasoning and reasoning in last[at:]):
         return None             # the template renders the trace itself, differently: refused below
-    # DeepSeek-R1's documented output after the pre-fill: {trace}\n</think>\n\n{answer}
+    # DeepSeek-R1's documented output after the pre-fill: {trace}\n</think>\n\n{answer}. A turn
+    # without a trace is the model skipping thinking: it closes the pre-filled block at once
+    # (``<think>\n\n</think>\n\n``, as R1 does and as Qwen3.5 renders a turn without a trace).
     return gp + reasoning + "\n</think>\n\n" + last[at:]
 
 
