@@ -33,18 +33,23 @@ class SeenIds:
     """Stands in for the reader's id registry inside one read task: decides nothing, notes
     the user id of the record just read (the registry's own test of what counts as one)."""
 
+    NONE = ("", "", 0, False)
+
     def __init__(self):
-        self._last: tuple[str, str, int] = ("", "", 0)
+        self._last: tuple[str, str, int, bool] = self.NONE
 
     def check(self, ex, rec: dict[str, Any], where: str) -> None:
         user_id = rec.get("id")
         if user_id is None or user_id == "" or str(user_id) == content_id(ex.messages, ex.tools):
-            self._last = ("", "", 0)
+            self._last = self.NONE
             return
-        self._last = (json.dumps(user_id, default=_jsonable), where, int(where.rsplit(" ", 1)[1]))
+        # Whether the record brought its own _source: the reader adds one after this check,
+        # so a renamed record's note goes before the reader's _source, not after.
+        self._last = (json.dumps(user_id, default=_jsonable), where, int(where.rsplit(" ", 1)[1]),
+                      "_source" in ex.metadata)
 
-    def take(self) -> tuple[str, str, int]:
-        out, self._last = self._last, ("", "", 0)
+    def take(self) -> tuple[str, str, int, bool]:
+        out, self._last = self._last, self.NONE
         return out
 
 
@@ -59,7 +64,8 @@ def _decide(batch: dict[str, np.ndarray], policy: str) -> dict[str, Any]:
             d = {"reject": f"{batch['where'][i]}: field 'id': duplicate id {key!r}: also at {first}",
                  "line": int(batch["line"][i])}
         else:
-            d = {"new": f"{key}.{k}", "uid": str(batch["uid"][i]), "first": first}
+            d = {"new": f"{key}.{k}", "uid": str(batch["uid"][i]), "first": first,
+                 "own_source": bool(batch["own_source"][i])}
         out["order"].append(int(batch["order"][i]))
         out["decision"].append(json.dumps(d))
     return {"order": np.array(out["order"], dtype=np.int64), "decision": np.array(out["decision"], dtype=object)}
@@ -79,8 +85,12 @@ def _apply(batch: dict[str, np.ndarray], decisions: dict[int, dict[str, Any]]) -
                 r["id"] = d["new"]
             if r["metadata"].get("id") == user_id:
                 r["metadata"]["id"] = d["new"]
-            r["metadata"]["_reid"] = {"original_id": key, "first_seen": d["first"],
-                                      "note": "id repeated within the input; renamed"}
+            meta = r["metadata"]
+            source = None if d["own_source"] else meta.pop("_source", None)
+            meta["_reid"] = {"original_id": key, "first_seen": d["first"],
+                             "note": "id repeated within the input; renamed"}
+            if source is not None:
+                meta["_source"] = source
             rec = json.dumps(r, ensure_ascii=False, default=_jsonable)
         orders.append(o)
         recs.append(rec)
@@ -102,7 +112,8 @@ def resolve_duplicate_ids(ray, records, files: list[Path], policy: str):
     from ray.data.expressions import col
 
     from .ray_io import LINE_BITS
-    with_ids = records.filter(expr=col("uid") != "").select_columns(["order", "uid", "where", "line"])
+    with_ids = records.filter(expr=col("uid") != "").select_columns(["order", "uid", "where", "line",
+                                                                             "own_source"])
     plain = records.select_columns(["order", "rec"])
     if with_ids.count() < 2:
         return plain, []

@@ -77,13 +77,13 @@ def _read_one(row: dict[str, Any], fmt: str) -> Iterator[dict[str, Any]]:
     rejected: list[Rejected] = []
     seen = SeenIds()
     for n, ex in enumerate(iter_examples(path, fmt, skip_invalid=True, rejected=rejected, _ids=seen)):
-        uid, where, line = seen.take()
+        uid, where, line, own_source = seen.take()
         yield {"order": (file_no << LINE_BITS) | n, "rec": encode(ex.to_dict()), "rej": "",
-               "uid": uid, "where": where, "line": line}
+               "uid": uid, "where": where, "line": line, "own_source": own_source}
     # A reject's place: its own line, so read rejects keep the local reader's order too.
     for r in rejected:
         yield {"order": (file_no << LINE_BITS) | (r.line or 0), "rec": "", "rej": json.dumps(rejected_to_row(r)),
-               "uid": "", "where": "", "line": 0}
+               "uid": "", "where": "", "line": 0, "own_source": False}
 
 
 def rejected_to_row(r: Rejected) -> dict[str, Any]:
