@@ -5,7 +5,10 @@ sorted by length and cut into batches, so each batch pads little; decoder-only
 models need *left* padding so every row's next token sits at the same position.
 A row's ``finish_reason`` is "stop" when the model emitted an end-of-turn/eos token
 or one of the stop strings, "length" when it ran out of ``max_new_tokens``.
-The backend keeps a running tokens-per-second figure in ``stats``.
+The backend keeps a running tokens-per-second figure in ``stats``. Sampling draws each
+request's tokens from a generator of its own (``row_sampling``), so an answer does not
+depend on the batch it was generated in: a run resumed after a kill writes what an
+uninterrupted run writes.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ class TransformersBackend:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out: list[Completion | None] = [None] * len(encoded)
         pad = self.tok.pad_token_id
-        for b, start in enumerate(range(0, len(order), self.batch_size)):
+        for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             width = max(len(encoded[i]) for i in idx)
             input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
@@ -130,19 +133,22 @@ class TransformersBackend:
                 attn[r, width - len(ids):] = 1
             gen_kwargs: dict[str, Any] = {
                 "max_new_tokens": params.max_new_tokens, "pad_token_id": pad,
-                "eos_token_id": self.stop_ids, "do_sample": params.temperature > 0,
+                "eos_token_id": self.stop_ids,
             }
+            # Greedy decoding in both cases (clear the sampling defaults a model's generation_config
+            # may carry); sampling adds per-request noise, so a request samples the same tokens
+            # whichever batch it is in (a resumed run forms other batches): see row_sampling.
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            noise = None
             if params.temperature > 0:
-                gen_kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-            else:
-                # greedy; clear sampling defaults a model's generation_config may carry
-                gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+                from .row_sampling import request_seed, row_sampler
+                procs, noise = row_sampler(params.temperature, params.top_p,
+                                           [request_seed(params.seed, encoded[i]) for i in idx])
+                gen_kwargs["logits_processor"] = procs
             if params.stop:
                 gen_kwargs.update(stop_strings=list(params.stop), tokenizer=self.tok)
             if params.logprobs:
                 gen_kwargs.update(output_scores=True, return_dict_in_generate=True)
-            # Seeded per batch so a rerun of the same requests samples the same tokens.
-            torch.manual_seed(params.seed + b)
             t0 = time.perf_counter()
             with torch.no_grad():
                 res = self.lm.generate(input_ids=input_ids.to(self.device),
@@ -150,8 +156,9 @@ class TransformersBackend:
             seqs = res.sequences if params.logprobs else res
             trans = None
             if params.logprobs:
-                trans = self.lm.compute_transition_scores(res.sequences, res.scores,
-                                                          normalize_logits=True).cpu()
+                # the sampling distribution's scores, not the noisy ones greedy decoding ranked
+                steps = tuple(noise.clean) if noise is not None else res.scores
+                trans = self.lm.compute_transition_scores(res.sequences, steps, normalize_logits=True).cpu()
             batch_tokens = 0
             done: list[tuple[int, Completion]] = []
             for r, i in enumerate(idx):
