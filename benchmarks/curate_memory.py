@@ -7,11 +7,18 @@ reads the child's peak resident set size from the kernel (``ru_maxrss``). The sa
 command on a one-record file gives the fixed cost (Python, tokenizer, libraries); what
 the data adds is the difference.
 
-    python benchmarks/curate_memory.py                # 0.02 GB, about two minutes here
-    python benchmarks/curate_memory.py --size-gb 1    # the figure the readers were sized for
+    python benchmarks/curate_memory.py                       # 0.02 GB, about two minutes here
+    python benchmarks/curate_memory.py --size-gb 1           # the figure the readers were sized for
+    python benchmarks/curate_memory.py --size-gb 0.1 0.3     # two sizes: is the added RSS flat?
 
-The last line is JSON: ours = MB the data adds to peak RSS, peer = the file's size in MB,
-ratio = ours / peer, target 1.0 (memory bounded by the file, not a multiple of it).
+``sftflow curate`` streams (pass 1 keeps a few hundred bytes per record, pass 2 writes),
+so what the data adds should grow with the record count at that rate, not with the
+file's bytes held as Python objects (which cost ~8x the file). With two or more sizes
+the growth between the smallest and the largest is printed as MB per GB of input.
+
+The last line is JSON: ours = MB the data adds to peak RSS (largest size), peer = the
+file's size in MB, ratio = ours / peer, target 1.0 (memory bounded by the file, not a
+multiple of it).
 """
 
 from __future__ import annotations
@@ -70,23 +77,35 @@ def peak_rss_mb(args: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size-gb", type=float, default=0.02)
-    ap.add_argument("--keep", type=Path, default=None, help="folder to keep the generated file in")
+    ap.add_argument("--size-gb", type=float, nargs="+", default=[0.02])
+    ap.add_argument("--keep", type=Path, default=None, help="folder to keep the generated files in")
     a = ap.parse_args()
     folder = Path(a.keep or tempfile.mkdtemp(prefix="curate-mem-"))
     folder.mkdir(parents=True, exist_ok=True)
-    big, tiny = folder / "pool.jsonl", folder / "one.jsonl"
-    t0 = time.perf_counter()
-    n = generate(big, int(a.size_gb * 1e9))
+    tiny = folder / "one.jsonl"
     generate(tiny, 1)
-    size_mb = big.stat().st_size / 1e6
-    print(f"generated {n:,} records, {size_mb:.1f} MB in {time.perf_counter() - t0:.1f}s")
     cmd = [sys.executable, "-m", "sftflow", "curate"]
     base, _ = peak_rss_mb(cmd + [str(tiny), "-o", str(folder / "out-one"), "--quiet", "--set", "stats=false"])
-    peak, seconds = peak_rss_mb(cmd + [str(big), "-o", str(folder / "out"), "--quiet", "--set", "stats=false"])
-    added = peak - base
-    print(f"peak RSS {peak:.0f} MB on {size_mb:.1f} MB ({seconds:.1f}s, {n / seconds:,.0f} records/s); "
-          f"fixed cost {base:.0f} MB; the data adds {added:.0f} MB = {added / size_mb:.2f} x the file")
+    print(f"fixed cost (one record): {base:.0f} MB")
+    runs = []
+    for gb in sorted(a.size_gb):
+        big = folder / f"pool-{gb:g}gb.jsonl"
+        t0 = time.perf_counter()
+        n = generate(big, int(gb * 1e9))
+        size_mb = big.stat().st_size / 1e6
+        print(f"generated {n:,} records, {size_mb:.1f} MB in {time.perf_counter() - t0:.1f}s")
+        peak, seconds = peak_rss_mb(cmd + [str(big), "-o", str(folder / f"out-{gb:g}"), "--quiet",
+                                           "--set", "stats=false"])
+        added = peak - base
+        runs.append((size_mb, added))
+        print(f"peak RSS {peak:.0f} MB on {size_mb:.1f} MB ({seconds:.1f}s, {n / seconds:,.0f} records/s); "
+              f"the data adds {added:.0f} MB = {added / size_mb:.2f} x the file", flush=True)
+        big.unlink()
+    if len(runs) > 1:
+        (s0, a0), (s1, a1) = runs[0], runs[-1]
+        print(f"growth from {s0:.0f} MB to {s1:.0f} MB of input: {(a1 - a0) / (s1 - s0) * 1000:.0f} MB "
+              "of RSS per GB of input")
+    size_mb, added = runs[-1]
     print(json.dumps({"benchmark": "curate_peak_rss", "ours": round(added, 1), "peer": round(size_mb, 1),
                       "unit": "MB", "ratio": round(added / size_mb, 3), "target": 1.0}))
 

@@ -38,8 +38,9 @@ def curate_cmd(
     """Filter, deduplicate and check a pool; writes kept/rejected/manifest/stats into OUT."""
     from ..curate.pipeline import curate
     cfg = load_curate_config(config, set_, given)
-    res = curate(inputs, out, cfg, fmt=fmt, model=cfg.model, eval_paths=eval_, progress=not quiet)
-    typer.echo(f"{res.n_input} in, {len(res.kept)} kept, {len(res.rejected)} rejected -> {out}")
+    # Counts only: the records are in OUT, and holding them would undo the streaming run.
+    res = curate(inputs, out, cfg, fmt=fmt, model=cfg.model, eval_paths=eval_, progress=not quiet, collect=False)
+    typer.echo(f"{res.n_input} in, {res.kept_count} kept, {res.rejected_count} rejected -> {out}")
 
 
 def stats_cmd(

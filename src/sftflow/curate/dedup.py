@@ -150,10 +150,11 @@ class ExactDedup(Step):
                 out.kept.append(examples[i])
             else:
                 orig = examples[f].id
-                out.rejected.append(reject(examples[i], self.name,
-                                           f"exact duplicate ({field}, normalised) of {orig}",
-                                           {"duplicate_of": orig}))
+                out.rejected.append(reject(examples[i], self.name, self.describe(orig), {"duplicate_of": orig}))
         return out
+
+    def describe(self, orig: str) -> str:
+        return f"exact duplicate ({self.p.field}, normalised) of {orig}"
 
 
 class NearDedup(Step):
@@ -172,8 +173,10 @@ class NearDedup(Step):
         cand = minhash_candidates(flat, off, num_perm=p.num_perm, bands=bands, rows=rows, seed=p.seed)
         pairs, _ = confirm_pairs(cand, flat, off, p.threshold)
         return resolve_clusters(self.name, examples, pairs, p.keep, p.score_key,
-                                lambda prs: jaccard_many(flat, off, prs),
-                                f"near duplicate (word {p.ngram}-gram Jaccard >= {p.threshold})")
+                                lambda prs: jaccard_many(flat, off, prs), self.describe())
+
+    def describe(self) -> str:
+        return f"near duplicate (word {self.p.ngram}-gram Jaccard >= {self.p.threshold})"
 
 
 def similar_pairs(emb: np.ndarray, threshold: float, block_size: int = 1024) -> np.ndarray:
@@ -205,16 +208,24 @@ class SemanticDedup(Step):
         p = self.p
         if len(examples) < 2:
             return StepResult(kept=list(examples))
-        texts = [example_text(ex, p.field) for ex in examples]
-        if self._emb_fn is not None:
-            emb = self._emb_fn(texts, method=p.method, model=p.model)
-        else:
-            emb = embed_texts(texts, p.model, method=p.method, batch_size=p.batch_size)
+        emb = self.embed([example_text(ex, p.field) for ex in examples])
         # Identical embeddings (template-heavy data) collapsed before the pair search: pairs
         # among distinct rows only, the same clusters (see grouped_dedup).
-        emb = np.asarray(emb)
         grouped = grouped_representatives(emb, lambda m: keep_order(m, examples, p.keep, p.score_key),
                                           lambda v: similar_pairs(v, p.threshold, p.block_size))
-        return resolve_clusters(self.name, examples, None, p.keep, p.score_key,
-                                lambda prs: np.einsum("ij,ij->i", emb[prs[:, 0]], emb[prs[:, 1]]),
-                                f"semantic duplicate ({p.method} cosine >= {p.threshold})", grouped=grouped)
+        return resolve_clusters(self.name, examples, None, p.keep, p.score_key, cosine_of(emb),
+                                self.describe(), grouped=grouped)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        p = self.p
+        if self._emb_fn is not None:
+            return np.asarray(self._emb_fn(texts, method=p.method, model=p.model))
+        return np.asarray(embed_texts(texts, p.model, method=p.method, batch_size=p.batch_size))
+
+    def describe(self) -> str:
+        return f"semantic duplicate ({self.p.method} cosine >= {self.p.threshold})"
+
+
+def cosine_of(emb: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Similarity of (member, representative) pairs of unit vectors."""
+    return lambda prs: np.einsum("ij,ij->i", emb[prs[:, 0]], emb[prs[:, 1]])

@@ -66,6 +66,23 @@ class CurateResult:
     funnel: list[dict[str, Any]] = field(default_factory=list)
     n_input: int = 0
     stats: dict[str, Any] | None = None
+    # Counts when the records were not collected (``curate(..., collect=False)``).
+    n_kept: int | None = None
+    n_rejected: int | None = None
+
+    @property
+    def kept_count(self) -> int:
+        return len(self.kept) if self.n_kept is None else self.n_kept
+
+    @property
+    def rejected_count(self) -> int:
+        return len(self.rejected) if self.n_rejected is None else self.n_rejected
+
+
+def print_funnel_line(console, entry: dict[str, Any]) -> None:
+    flagged = f", {entry['flagged']} flagged" if entry["flagged"] else ""
+    console.print(f"  {entry['step']:<15} {entry['in']:>8} -> {entry['out']:>8}"
+                  f"  ({entry['rejected']} rejected{flagged})")
 
 
 def run_steps(examples: list[Example], steps: list[Step], *, progress: bool = False) -> CurateResult:
@@ -89,8 +106,7 @@ def run_steps(examples: list[Example], steps: list[Step], *, progress: bool = Fa
                        "rejected": len(res.rejected), "flagged": res.flagged,
                        "seconds": round(time.perf_counter() - t0, 3)})
         if progress:
-            console.print(f"  {step.name:<15} {len(current):>8} -> {len(res.kept):>8}"
-                          f"  ({len(res.rejected)} rejected{', %d flagged' % res.flagged if res.flagged else ''})")
+            print_funnel_line(console, funnel[-1])
         rejected.extend(res.rejected)
         current = res.kept
     return CurateResult(kept=current, rejected=rejected, funnel=funnel, n_input=len(examples))
@@ -98,8 +114,16 @@ def run_steps(examples: list[Example], steps: list[Step], *, progress: bool = Fa
 
 def curate(inputs: list[str | Path], out_dir: str | Path, cfg: CurateConfig | None = None, *,
            fmt: str = "auto", model: str | None = None, tokenizer=None,
-           eval_paths: list[str | Path] | None = None, progress: bool = True) -> CurateResult:
-    """Read ``inputs``, run the configured steps, write kept/rejected/manifest/stats to ``out_dir``."""
+           eval_paths: list[str | Path] | None = None, progress: bool = True,
+           collect: bool = True) -> CurateResult:
+    """Read ``inputs``, run the configured steps, write kept/rejected/manifest/stats to ``out_dir``.
+
+    Filters and dedup steps run on a stream (``streaming``): memory is bounded by a batch
+    plus a few hundred bytes per record, not by the file. ``collect=False`` returns counts
+    only (``kept_count``, ``rejected_count``) instead of holding every record for the
+    caller. The leakage and diversity steps need the whole set of records, so a
+    configuration with either runs in memory (``curate_in_memory``).
+    """
     cfg = cfg or CurateConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,6 +135,18 @@ def curate(inputs: list[str | Path], out_dir: str | Path, cfg: CurateConfig | No
     if cfg.engine.kind == "ray":
         from .ray_curate import curate_on_ray
         return curate_on_ray(inputs, out, cfg, fmt=fmt, model=model, tokenizer=tokenizer, progress=progress)
+    from .streaming import curate_streaming, streamable
+    if streamable(cfg.steps):
+        steps = build_steps(cfg, model=model, tokenizer=tokenizer, embeddings=EmbeddingCache(out / "cache"))
+        return curate_streaming(inputs, out, cfg, steps, fmt=fmt, model=model, tokenizer=tokenizer,
+                                progress=progress, collect=collect)
+    return curate_in_memory(inputs, out, cfg, fmt=fmt, model=model, tokenizer=tokenizer, progress=progress)
+
+
+def curate_in_memory(inputs: list[str | Path], out: Path, cfg: CurateConfig, *, fmt: str = "auto",
+                     model: str | None = None, tokenizer=None, progress: bool = True) -> CurateResult:
+    """``curate`` with every record held as an Example (steps that need the whole set)."""
+    out.mkdir(parents=True, exist_ok=True)
     read = read_examples([Path(p) for p in inputs], fmt, skip_invalid=True, duplicate_ids=cfg.duplicate_ids)
     evals = read_examples(cfg.leakage.eval).examples if "leakage" in cfg.steps and cfg.leakage.eval else None
     steps = build_steps(cfg, model=model, tokenizer=tokenizer, evals=evals,
@@ -129,11 +165,12 @@ def curate(inputs: list[str | Path], out_dir: str | Path, cfg: CurateConfig | No
 RAW_INLINE_LIMIT = 1 << 20  # bytes of one unreadable record kept inside rejected.jsonl
 
 
-def spill_large_raw(rejected: list[Rejected], folder: Path, limit: int = RAW_INLINE_LIMIT) -> int:
+def spill_large_raw(rejected: list[Rejected], folder: Path, limit: int = RAW_INLINE_LIMIT, start: int = 0) -> int:
     """Move the raw text of unreadable records larger than ``limit`` to ``folder`` (one
-    file each, named in the reject), so rejected.jsonl stays readable and nothing is cut."""
+    file each, named in the reject by its position ``start + k`` in rejected.jsonl), so
+    rejected.jsonl stays readable and nothing is cut."""
     moved = 0
-    for k, r in enumerate(rejected):
+    for k, r in enumerate(rejected, start):
         raw = r.record.get("raw") if r.step == "read" else None
         if raw is None:
             continue
@@ -156,11 +193,19 @@ def write_outputs(result: CurateResult, out: Path, cfg: CurateConfig, *, inputs:
     by_step: dict[str, int] = {}
     for r in result.rejected:
         by_step[r.step] = by_step.get(r.step, 0) + 1
-    counts = {"input": result.n_input, "kept": len(result.kept), "rejected": len(result.rejected),
+    finish_outputs(result, out, cfg, by_step, lambda: result.kept, inputs=inputs, model=model,
+                   tokenizer=tokenizer, progress=progress)
+
+
+def finish_outputs(result: CurateResult, out: Path, cfg: CurateConfig, by_step: dict[str, int],
+                   kept: Callable[[], list[Example]], *, inputs: list, model: str | None, tokenizer=None,
+                   progress: bool = True) -> None:
+    """stats.json and plots of the kept set (``kept()`` gives it), then the manifest."""
+    counts = {"input": result.n_input, "kept": result.kept_count, "rejected": result.rejected_count,
               "rejected_by_step": by_step, "steps": result.funnel}
     if cfg.stats:
         from .describe import compute_stats, print_summary, write_stats
-        result.stats = compute_stats(result.kept, tokenizer=tokenizer, model=cfg.model or model,
+        result.stats = compute_stats(kept(), tokenizer=tokenizer, model=cfg.model or model,
                                      funnel=result.funnel, embed_method=cfg.stats_embed,
                                      task_method=cfg.stats_tasks)
         write_stats(result.stats, out, plots=cfg.plots)

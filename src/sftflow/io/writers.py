@@ -26,15 +26,19 @@ def _jsonable(v: Any) -> Any:
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
     """Write Examples, Rejected or plain dicts as JSONL; returns the count."""
     n = 0
-    clean = scrub if registered() else None       # a credential a backend read is never written
     # atomic: a killed run never leaves a half-written output, a failed one no temporary
     with atomic_open(path, "w") as f:
         for r in rows:
-            d = r.to_dict() if hasattr(r, "to_dict") else r
-            line = json.dumps(d, ensure_ascii=False, default=_jsonable)
-            f.write((clean(line) if clean else line) + "\n")
+            f.write(jsonl_line(r))
             n += 1
     return n
+
+
+def jsonl_line(row: Any) -> str:
+    """One Example, Rejected or dict as the JSONL line ``write_jsonl`` writes (newline included)."""
+    d = row.to_dict() if hasattr(row, "to_dict") else row
+    line = json.dumps(d, ensure_ascii=False, default=_jsonable)
+    return (scrub(line) if registered() else line) + "\n"    # a credential a backend read is never written
 
 
 def write_examples(path: str | Path, examples: Iterable[Example]) -> int:
