@@ -43,7 +43,7 @@ def test_mix_upsamples_with_warning():
     assert rep.warnings == ["source 'small' has 2 records but its share is 5: upsampled x2.50 "
                             "(each record used 2-3 times)"]
     small = [e for e in mixed if e.metadata["_source"] == "small"]
-    assert len(small) == 5 and sorted({e.id for e in small}) == sorted(e.id for e in srcs["small"])
+    assert len(small) == 5 and sorted({e.metadata["mix_of"] for e in small}) == sorted(e.id for e in srcs["small"])
     assert sorted(e.metadata["mix_copy"] for e in small) == [0, 0, 1, 1, 2]
 
 
@@ -64,3 +64,28 @@ def test_mix_cli_writes_output_and_manifest(tmp_path):
     assert len(out) == 8
     man = json.loads((tmp_path / "mix.manifest.json").read_text())
     assert man["counts"]["per_source"]["a"]["taken"] == 6 and man["stage"] == "mix"
+
+
+def test_upsampled_copies_get_distinct_ids_and_share_a_group():
+    pool = [Example.single(f"question {i}?", f"answer number {i}.") for i in range(3)]
+    pool[2].metadata["group"] = "task-7"
+    mixed, _ = create_balanced_sft_mix({"a": pool}, {"a": 1.0}, 8, seed=1)
+    ids = [e.id for e in mixed]
+    assert len(set(ids)) == len(ids), ids
+    by_origin: dict = {}
+    for e in mixed:
+        by_origin.setdefault(e.metadata["mix_of"], []).append(e)
+    assert sorted(by_origin) == sorted(p.id for p in pool)
+    for orig, copies in by_origin.items():
+        assert len(copies) >= 2
+        want = "task-7" if orig == pool[2].id else orig
+        assert {c.metadata["group"] for c in copies} == {want}
+    assert sorted(e.metadata["mix_copy"] for e in by_origin[pool[0].id]) == list(range(len(by_origin[pool[0].id])))
+    assert pool[0].id in ids and "group" not in pool[0].metadata   # the first copy keeps the id; input untouched
+
+
+def test_mix_without_upsampling_leaves_ids_and_groups():
+    pool = [Example.single(f"question {i}?", f"answer number {i}.") for i in range(5)]
+    mixed, _ = create_balanced_sft_mix({"a": pool}, {"a": 1.0}, 3, seed=0)
+    assert {e.id for e in mixed} <= {p.id for p in pool}
+    assert all("group" not in e.metadata and "mix_of" not in e.metadata for e in mixed)

@@ -4,7 +4,9 @@ Counts are exact: proportions are turned into integers by the largest-remainder 
 so they always add up to ``total``. A source with fewer records than its share is
 upsampled (every record repeated, the remainder drawn without replacement) and a
 warning says by how much, since repeating data is a choice a person should see. The
-result is shuffled with the seed; every record keeps ``_source`` in metadata.
+copies of one record get distinct ids (``<id>``, ``<id>.1``, ...), ``mix_of`` naming the
+original and a shared ``group``. The result is shuffled with the seed; every record
+keeps ``_source`` in metadata.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +74,7 @@ def create_balanced_sft_mix(sources: dict[str, list[Example]], proportions: dict
             report.warnings.append(f"source '{name}' has {have} records but its share is {want}: "
                                    f"upsampled x{factor:.2f} (each record used {reps}-{reps + (rest > 0)} times)")
         copies: dict[int, int] = {}
+        uses = Counter(idx)
         for i in idx:
             ex = copy.deepcopy(pool[i])
             ex.metadata["_source"] = name
@@ -78,6 +82,14 @@ def create_balanced_sft_mix(sources: dict[str, list[Example]], proportions: dict
             copies[i] = k + 1
             if factor > 1:
                 ex.metadata["mix_copy"] = k
+            if uses[i] > 1:
+                # The copies of one record are one source: they share a group (its own, or
+                # the original's id), so splits and group-aware steps keep them together,
+                # and each gets its own id, so a rejection or a score names one row.
+                ex.metadata.setdefault("group", pool[i].id)
+                ex.metadata["mix_of"] = pool[i].id
+                if k:
+                    ex.id = f"{pool[i].id}.{k}"
             mixed.append(ex)
         report.per_source[name] = {"available": have, "taken": want,
                                    "proportion": round(want / total, 6) if total else 0.0,
