@@ -233,3 +233,26 @@ def test_a_group_is_kept_or_rejected_whole():
     assert f"member {g[1].id} rejected: empty turn" in res.rejected[1].reason
     res = EmptyFilter(EmptyParams(reject_empty_turns=False)).run([g[1]])
     assert res.rejected[0].reason == "empty response"
+
+
+def test_length_counts_tool_calls_reasoning_and_tools(smol_tokenizer):
+    call = {"id": "c1", "type": "function",
+            "function": {"name": "search_flights", "arguments": {"from": "Paris", "to": "Tokyo", "date": "2026-05-01"}}}
+    tools = [{"type": "function", "function": {"name": "search_flights", "description": "Find flights",
+                                               "parameters": {"type": "object", "properties": {}}}}]
+    msgs = [{"role": "user", "content": "Find me a flight from Paris to Tokyo on the first of May."},
+            {"role": "assistant", "content": "", "tool_calls": [call],
+             "reasoning_content": "The user wants flights; I should call the search tool with the date."}]
+    e = Example(messages=msgs, tools=tools)
+    f = LengthFilter(LengthParams(min_instruction=1, min_response=5), tokenizer=smol_tokenizer)
+    res = f.run([e])
+    m = e.metadata["curate"]["length"]
+    n = lambda t: len(smol_tokenizer(t, add_special_tokens=False)["input_ids"])  # noqa: E731
+    assert m["response_tokens"] == n(e.response) > 5 and res.kept      # the call is the answer
+    assert m["reasoning_tokens"] == n(msgs[1]["reasoning_content"])
+    assert m["tools_tokens"] > 0
+    assert m["total_tokens"] == m["instruction_tokens"] + m["response_tokens"] + m["reasoning_tokens"] \
+        + m["tools_tokens"]
+    tight = LengthFilter(LengthParams(min_instruction=1, min_response=1, max_total=m["total_tokens"] - 1),
+                         tokenizer=smol_tokenizer)
+    assert tight.run([Example(messages=msgs, tools=tools)]).rejected[0].reason.startswith("example too long")

@@ -11,10 +11,11 @@ language) in ``prompt_checks``.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from ..schema import Example
+from ..schema import Example, call_text
 from .config import EmptyParams, LengthParams, RefusalParams, RepetitionParams, TemplateLeakParams
 from .short_answers import short_answer_kind
 from .steps import Decision, Filter
@@ -56,8 +57,20 @@ class EmptyFilter(Filter):
         return True
 
 
+def turn_text(m: dict[str, Any]) -> str:
+    """A turn's content and the tool calls it makes, one JSON line each (as ``Example.response``)."""
+    if not m.get("tool_calls"):
+        return m["content"]
+    return "\n".join(([m["content"]] if m["content"] else []) + [call_text(c) for c in m["tool_calls"]])
+
+
 class LengthFilter(Filter):
-    """Token lengths with the training tokenizer, so limits mean what training will see."""
+    """Token lengths with the training tokenizer, so limits mean what training will see.
+
+    ``response_tokens`` is the final answer with its tool calls; its reasoning trace is
+    ``reasoning_tokens`` and counts towards ``total_tokens`` (with every turn, every
+    reasoning trace and the tools' schemas), which ``max_total`` bounds.
+    """
 
     name = "length"
 
@@ -82,25 +95,35 @@ class LengthFilter(Filter):
         return out
 
     def measure_many(self, examples: list[Example]) -> list[dict[str, Any]]:
-        # One tokenizer call per batch over every message content; lengths are then
-        # summed per example (content only: the chat template's headers are the same
-        # few tokens for every example and belong to the template, not the data).
-        contents, owners = [], []
+        # One tokenizer call per batch over every text of every example; lengths are then
+        # summed per example. Counted: each turn's content with the tool calls it makes
+        # (as the canonical JSON line ``Example.response`` shows: a call is what the model
+        # writes), reasoning traces and the tools' schemas; not the chat template's
+        # headers (the same few tokens for every example, the template's, not the data's).
+        texts, owners = [], []
         for k, ex in enumerate(examples):
-            for m in ex.messages:
-                contents.append(m["content"])
-                owners.append(k)
-        lengths = self._count(contents)
-        per_ex: list[list[int]] = [[] for _ in examples]
-        for k, n in zip(owners, lengths):
-            per_ex[k].append(n)
+            for i, m in enumerate(ex.messages):
+                texts.append(turn_text(m))
+                owners.append((k, i))
+                if m.get("reasoning_content"):
+                    texts.append(m["reasoning_content"])
+                    owners.append((k, "reasoning" if i == ex.last_assistant else "earlier_reasoning"))
+            if ex.tools:
+                texts.append(json.dumps(ex.tools, ensure_ascii=False))
+                owners.append((k, "tools"))
+        per_ex: list[dict[Any, int]] = [{} for _ in examples]
+        for (k, part), n in zip(owners, self._count(texts)):
+            per_ex[k][part] = per_ex[k].get(part, 0) + n
         out = []
         for ex, ls in zip(examples, per_ex):
-            last_assistant = ex.last_assistant
             prompt_idx = max((i for i, m in enumerate(ex.context) if m["role"] == "user"),
                              default=None)
             m = {"instruction_tokens": ls[prompt_idx] if prompt_idx is not None else 0,
-                 "response_tokens": ls[last_assistant], "total_tokens": sum(ls)}
+                 "response_tokens": ls[ex.last_assistant], "total_tokens": sum(ls.values())}
+            if "reasoning" in ls:
+                m["reasoning_tokens"] = ls["reasoning"]
+            if "tools" in ls:
+                m["tools_tokens"] = ls["tools"]
             if m["response_tokens"] < self.p.min_response:
                 m["short_answer"] = short_answer_kind(ex.prompt, ex.response, self.p.short_answers)
             out.append(m)
