@@ -25,7 +25,7 @@ def run_stage(cfg: CurateConfig, state) -> None:
             raise ValueError("curate.leak_check is true but there is no validation or test file "
                              "(set data.validation / data.test, their fractions, or curate.leakage.eval)")
     result = curate([state.train_path], out, cfg, model=cfg.model or state.recipe.model,
-                    eval_paths=eval_paths or None)
+                    eval_paths=eval_paths or None, collect=False)
     state.train_path = out / "kept.jsonl"
-    state.artifacts["curate"] = {"input": result.n_input, "kept": len(result.kept),
-                                 "rejected": len(result.rejected), "dir": str(out)}
+    state.artifacts["curate"] = {"input": result.n_input, "kept": result.kept_count,
+                                 "rejected": result.rejected_count, "dir": str(out)}
