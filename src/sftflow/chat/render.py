@@ -18,6 +18,7 @@ import itertools
 import json
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .fallbacks import FALLBACK_TEMPLATES
@@ -46,8 +47,10 @@ def resolve_template(tokenizer, template: str | None = None) -> str:
             return FALLBACK_TEMPLATES[template]
         if "{%" in template or "{{" in template:
             return template          # a literal Jinja template
+        if Path(template).is_file():
+            return Path(template).read_text(encoding="utf-8")
         raise TemplateError(f"unknown template {template!r}; expected one of "
-                            f"{', '.join(FALLBACK_TEMPLATES)} or a Jinja string")
+                            f"{', '.join(FALLBACK_TEMPLATES)}, a Jinja file or a Jinja string")
     own = getattr(tokenizer, "chat_template", None)
     if isinstance(own, dict):        # some tokenizers ship several named templates
         own = own.get("default") or next(iter(own.values()))

@@ -156,12 +156,12 @@ def _native_refusal(what: str) -> TemplateCannotShow:
 _noticed: set[tuple[int, str]] = set()
 
 
-def _notice(template: str, what: str) -> None:
+def _notice(template: str, what: str, how: str) -> None:
     key = (hash(template), what)
     if key not in _noticed:
         _noticed.add(key)
-        warnings.warn(f"this chat template does not render {what}: writing them in the content, "
-                      "Hermes style (tool_format='native' refuses instead)", stacklevel=4)
+        warnings.warn(f"this chat template does not render {what}: writing them in the content, {how} "
+                      "(tool_format='native' refuses instead)", stacklevel=4)
 
 
 def rewrite(tokenizer, messages: list[dict[str, Any]], template: str, tools, tool_format: ToolFormat = "auto"
@@ -174,8 +174,9 @@ def rewrite(tokenizer, messages: list[dict[str, Any]], template: str, tools, too
     if not (has_calls or tools or has_trace):
         return messages, tools, Formats()
     caps: Capabilities = capabilities(tokenizer, template)
-    hermes = tool_format == "hermes" or (tool_format == "auto" and (
-        (has_calls and not caps.tool_calls) or (tools and not caps.tools_block)))
+    # Decided per template, not per conversation, so that one run writes every call one way:
+    # a template that cannot list the tools offered takes the fallback for all tool data.
+    hermes = tool_format == "hermes" or (tool_format == "auto" and not (caps.tool_calls and caps.tools_block))
     if tool_format == "native" and has_calls and not caps.tool_calls:
         raise _native_refusal("tool calls and tool results")
     if tool_format == "native" and tools and not caps.tools_block:
@@ -183,15 +184,15 @@ def rewrite(tokenizer, messages: list[dict[str, Any]], template: str, tools, too
     inline = has_trace and not caps.reasoning
     if inline and tool_format == "native":
         raise _native_refusal("reasoning traces (reasoning_content)")
-    if inline:
-        _notice(template, "reasoning traces")
+    if hermes and (has_calls or tools):
+        if tool_format == "auto":
+            _notice(template, "tool calls or the tools offered", "Hermes style (<tool_call> JSON)")
+        messages, tools = _hermes_turns(messages, tools, caps.system), None
+    if inline:                  # after the calls: the trace comes before all the turn's text
+        _notice(template, "reasoning traces", "as <think>...</think> before the answer")
         messages = [dict({k: v for k, v in m.items() if k != "reasoning_content"},
                          content=inline_reasoning(m["reasoning_content"], m["content"]))
                     if m.get("reasoning_content", "").strip() else m for m in messages]
-    if hermes and (has_calls or tools):
-        if tool_format == "auto":
-            _notice(template, "tool calls or the tools offered")
-        messages, tools = _hermes_turns(messages, tools, caps.system), None
     formats = Formats(tools=("hermes" if hermes else "native") if has_calls or tools else None,
                       reasoning=("inline" if inline else "native") if has_trace else None)
     return messages, tools, formats
@@ -207,3 +208,22 @@ def split_parallel_calls(tokenizer, messages: list[dict[str, Any]], template: st
     if not capabilities(tokenizer, template).one_call_per_message:
         return messages, 0
     return _split_parallel(messages)
+
+
+def summarize_formats(encoded, tool_format: ToolFormat) -> dict[str, Any]:
+    """What a run records (train_result.json): the policy and how many examples used each form."""
+    out: dict[str, Any] = {"tool_format": tool_format}
+    for key in ("tools", "reasoning"):
+        counts: dict[str, int] = {}
+        for e in encoded:
+            if e.formats.get(key):
+                counts[e.formats[key]] = counts.get(e.formats[key], 0) + 1
+        if counts:
+            out[key] = counts
+    split = sum(e.formats.get("split_calls", 0) for e in encoded)
+    if split:
+        out["split_calls"] = split
+    per_turn = sum(e.turn is not None for e in encoded)
+    if per_turn:
+        out["per_turn_examples"] = per_turn
+    return out
