@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import sys
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,18 @@ def _space(method: str, texts: list[str]) -> str:
     return f"tfidf@{h.hexdigest()[:24]}"
 
 
+def _one_width(found: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Rows of the commonest width only: a row of another width (a cut-short or foreign blob,
+    a model swapped under the same name) is treated as missing and computed again."""
+    widths = Counter(len(v) for v in found.values())
+    if len(widths) <= 1:
+        return found
+    width = widths.most_common(1)[0][0]
+    odd = sum(n for w, n in widths.items() if w != width)
+    print(f"warning: embedding cache: {odd} row(s) not {width} wide; computing them again", file=sys.stderr)
+    return {k: v for k, v in found.items() if len(v) == width}
+
+
 def default_embedding_cache() -> Path:
     from .models import cache_dir
     return cache_dir() / "embeddings.sqlite"
@@ -144,8 +158,9 @@ class EmbeddingCache:
             q = (f"SELECT text_sha, vector FROM embeddings WHERE space = ? AND model = ? "
                  f"AND text_sha IN ({','.join('?' * len(part))})")
             for sha, blob in self._db.execute(q, [space, model, *part]):
-                found[sha] = np.frombuffer(blob, dtype=np.float32)
-        return found
+                if isinstance(blob, bytes) and blob and len(blob) % 4 == 0:
+                    found[sha] = np.frombuffer(blob, dtype=np.float32)
+        return _one_width(found)
 
     def _put(self, space: str, model: str, rows: dict[str, np.ndarray]) -> None:
         self._db.executemany("INSERT OR REPLACE INTO embeddings (space, model, text_sha, vector) "
@@ -171,6 +186,13 @@ class EmbeddingCache:
             todo = texts if method == "tfidf" else list(dict.fromkeys(t for t, m in zip(texts, missing) if m))
             show = len(todo) > 2000 if progress is None else progress
             emb = embed_texts(todo, model, method=method, batch_size=batch_size, progress=show)
+            if found and emb.size and len(next(iter(found.values()))) != emb.shape[1]:
+                # The stored rows came from another model under this name: none of them is valid.
+                print(f"warning: embedding cache {self.path}: stored rows of {mname} are not "
+                      f"{emb.shape[1]} wide like fresh ones; computing every row again", file=sys.stderr)
+                todo = list(dict.fromkeys(texts))
+                emb = embed_texts(todo, model, method=method, batch_size=batch_size, progress=show)
+                found = {}
             new = {text_key(t): emb[r] for r, t in enumerate(todo)}
             self._put(space, mname, new)
             self.computed += len(new)

@@ -33,13 +33,17 @@ def prune_cmd(paths: Optional[list[Path]] = PATHS,
               max_mb: Optional[float] = typer.Option(None, "--max-mb", min=0,
                                                      help="remove the oldest rows until each file fits"),
               older_than_days: Optional[float] = typer.Option(None, "--older-than-days", min=0,
-                                                              help="remove rows created before then")):
+                                                              help="remove rows created before then"),
+              legacy: bool = typer.Option(False, "--legacy",
+                                          help="only remove rows older sftflow versions left behind "
+                                               "(done by every prune)")):
     """Shrink caches (a removed row is only computed again when next needed)."""
-    from ..io.caches import file_bytes, prune_older_than, prune_to_size
-    if max_mb is None and older_than_days is None:
-        raise typer.BadParameter("give --max-mb and/or --older-than-days")
+    from ..io.caches import file_bytes, prune_legacy, prune_older_than, prune_to_size
+    if max_mb is None and older_than_days is None and not legacy:
+        raise typer.BadParameter("give --max-mb and/or --older-than-days (or --legacy)")
     for p in _caches(paths):
-        before, removed = file_bytes(p), 0
+        before = file_bytes(p)
+        removed = prune_legacy(p)
         if older_than_days is not None:
             removed += prune_older_than(p, older_than_days)
         if max_mb is not None:

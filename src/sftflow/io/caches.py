@@ -6,6 +6,12 @@ shows their size and rows, ``sftflow cache prune`` shrinks them. Pruning is safe
 any time: every cache is a pure function of its key, so a row removed is only a row
 computed again when next needed.
 
+Rows an older sftflow left behind go first, whatever the limit: embedding vectors
+stored as JSON text in the score cache (``scores`` rows keyed ``embedding|...``). The
+embedding cache now keeps float32 rows keyed by the full text hash, so those rows are
+never read again and cannot be migrated (their key holds only 16 hex of the hash); the
+score cache drops them when it opens, and ``cache info`` counts them.
+
 Which rows go: the oldest first. Tables with a ``created`` column (responses) are
 ordered by it; the others by SQLite's ``rowid``, which grows with each insert, so it
 is insertion order without a timestamp column (scores, embeddings).
@@ -54,10 +60,40 @@ def _order(db: sqlite3.Connection, table: str) -> str:
     return "created" if "created" in cols else "rowid"
 
 
+LEGACY_EMBEDDINGS = "key LIKE 'embedding|%'"
+
+
+def legacy_embedding_rows(db: sqlite3.Connection) -> int:
+    """JSON embedding rows an older sftflow wrote into the score cache (dead weight)."""
+    if "scores" not in _tables(db):
+        return 0
+    return db.execute(f"SELECT COUNT(*) FROM scores WHERE {LEGACY_EMBEDDINGS}").fetchone()[0]
+
+
+def remove_legacy_embeddings(db: sqlite3.Connection) -> int:
+    if not legacy_embedding_rows(db):
+        return 0
+    n = db.execute(f"DELETE FROM scores WHERE {LEGACY_EMBEDDINGS}").rowcount
+    db.commit()
+    return n
+
+
 def cache_info(path: Path) -> CacheInfo:
     with sqlite3.connect(str(path), timeout=60) as db:
         rows = {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in _tables(db)}
+        legacy = legacy_embedding_rows(db)
+    if legacy:
+        rows["of scores: old JSON embeddings, removed by prune"] = legacy
     return CacheInfo(path=path, bytes=file_bytes(path), rows=rows)
+
+
+def prune_legacy(path: Path) -> int:
+    """Remove the rows an older sftflow left (see the module notes); returns the count."""
+    with sqlite3.connect(str(path), timeout=60) as db:
+        removed = remove_legacy_embeddings(db)
+        if removed:
+            _vacuum(db)
+    return removed
 
 
 def _vacuum(db: sqlite3.Connection) -> None:

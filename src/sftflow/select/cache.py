@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..io.caches import remove_legacy_embeddings
 from ..models import cache_dir
 
 
@@ -64,6 +66,10 @@ class ScoreCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._db.commit()
+        dropped = remove_legacy_embeddings(self._db)
+        if dropped:
+            print(f"notice: {self.path}: removed {dropped} embedding rows an older sftflow stored as JSON "
+                  "(embeddings now live in the embedding cache as float32 rows)", file=sys.stderr)
         self.hits = 0
         self.misses = 0
 

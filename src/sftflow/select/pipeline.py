@@ -16,11 +16,11 @@ from rich.console import Console
 
 from ..embed import EmbeddingCache
 from ..io import read_examples, write_examples, write_manifest, write_rejected
-from ..io.atomic import atomic_open
 from ..schema import Example
 from .cache import ScoreCache
 from .config import NoveltyConfig, QualityConfig, ScoreConfig, SelectConfig, SelectionConfig
-from .scorers import MODEL_SCORES, ModelScorer, attach_embeddings, embed_examples, load_embeddings
+from .scorers import (MODEL_SCORES, ModelScorer, attach_embeddings, embed_examples, load_embeddings,
+                      write_sidecar)
 from .selectors import SelectionResult, select
 
 console = Console(stderr=True)
@@ -80,9 +80,12 @@ def score_examples(examples: list[Example], cfg: ScoreConfig, *, model: str | No
 def _embeddings_for(examples: list[Example], cfg: ScoreConfig, cache: EmbeddingCache | None,
                     base_dir: Path | None) -> np.ndarray:
     have = all("embedding" in ex.metadata.get("scores", {}) for ex in examples)
+
+    def compute(part: list[Example]) -> np.ndarray:
+        return embed_examples(part, embedder=cfg.embedder, method=cfg.embedding_method, cache=cache)
     if have and base_dir is not None:
-        return load_embeddings(examples, base_dir)
-    return embed_examples(examples, embedder=cfg.embedder, method=cfg.embedding_method, cache=cache)
+        return load_embeddings(examples, base_dir, recompute=compute)   # stale rows: computed again
+    return compute(examples)
 
 
 def apply_novelty(pool: list[Example], ncfg: NoveltyConfig, scfg: ScoreConfig, cache: EmbeddingCache | None,
@@ -200,11 +203,7 @@ def _rewrite_sidecar(examples: list[Example], emb: np.ndarray | None, out: Path)
     rows = [ex.metadata["scores"]["embedding"] for ex in examples]
     if all("vector" in r for r in rows):
         return
-    side = sidecar_path(out)
-    with atomic_open(side, "wb") as f:      # whole or not at all
-        np.save(f, emb)
-    for r, (ex, ref) in enumerate(zip(examples, rows)):
-        ex.metadata["scores"]["embedding"] = {"file": side.name, "row": r, "model": ref.get("model")}
+    write_sidecar(examples, emb, sidecar_path(out), rows[0].get("model"))
 
 
 def select_file(scored: str | Path, out_dir: str | Path, scfg: SelectionConfig, *,

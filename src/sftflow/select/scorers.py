@@ -29,16 +29,21 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..embed import EmbeddingCache
-from ..io.atomic import atomic_open
 from ..nll import ExampleLoss, LossOptions, example_losses, resolve_precision
 from ..schema import Example, RecordError, content_id
 from .cache import ModelIdentity, ScoreCache, template_id
+from .sidecars import (  # noqa: F401 - re-exported
+    attach_embeddings,
+    embedding_text,
+    load_embeddings,
+    scores_of,
+    write_sidecar,
+)
 
 MODEL_SCORES = ("ppl", "ifd", "option_probs")
 SCORE_KINDS = MODEL_SCORES + ("embedding",)
@@ -94,10 +99,6 @@ def _add_flag(scores: dict[str, Any], flag: str) -> None:
     flags = scores.setdefault("flags", [])
     if flag not in flags:
         flags.append(flag)
-
-
-def scores_of(ex: Example) -> dict[str, Any]:
-    return ex.metadata.setdefault("scores", {})
 
 
 class ModelScorer:
@@ -281,12 +282,6 @@ class ModelScorer:
 
 # --------------------------------------------------------------------------- embeddings
 
-def embedding_text(ex: Example) -> str:
-    """What is embedded: the conversation's text (role-prefixed turns)."""
-    from ..embed import example_text
-    return example_text(ex, "conversation")
-
-
 def embed_examples(examples: list[Example], *, embedder: str | None = None, method: str = "sbert",
                    cache: EmbeddingCache | None = None, batch_size: int = 64,
                    progress: bool = False) -> np.ndarray:
@@ -298,44 +293,6 @@ def embed_examples(examples: list[Example], *, embedder: str | None = None, meth
     if method != "sbert" or cache is None:
         return embed_texts(texts, embedder, batch_size=batch_size, method=method, progress=progress)
     return cache.embed(texts, method=method, model=embedder, batch_size=batch_size, progress=progress)
-
-
-def attach_embeddings(examples: list[Example], emb: np.ndarray, *, sidecar: str | Path | None,
-                      embedder: str | None, method: str) -> None:
-    """Store each row in metadata["scores"]["embedding"]: a reference into ``sidecar`` or inline."""
-    name = f"{method}:{embedder or 'default'}"
-    if sidecar is not None:
-        sidecar = Path(sidecar)
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(sidecar, "wb") as f:      # whole or not at all
-            np.save(f, emb.astype(np.float32))
-        for r, ex in enumerate(examples):
-            scores_of(ex)["embedding"] = {"file": sidecar.name, "row": r, "model": name}
-    else:
-        for r, ex in enumerate(examples):
-            scores_of(ex)["embedding"] = {"vector": emb[r].tolist(), "model": name}
-
-
-def load_embeddings(examples: list[Example], base_dir: str | Path) -> np.ndarray:
-    """The embedding matrix for ``examples`` from their stored references (sidecar or inline)."""
-    rows = []
-    arrays: dict[str, np.ndarray] = {}
-    for ex in examples:
-        ref = ex.metadata.get("scores", {}).get("embedding")
-        if ref is None:
-            raise RecordError(f"record {ex.id} has no embedding; score it with --scores embedding",
-                              field="metadata.scores.embedding")
-        if "vector" in ref:
-            rows.append(np.asarray(ref["vector"], dtype=np.float32))
-            continue
-        f = ref["file"]
-        if f not in arrays:
-            path = Path(base_dir) / f
-            if not path.exists():
-                raise RecordError(f"embedding sidecar {path} is missing", field="metadata.scores.embedding")
-            arrays[f] = np.load(path)
-        rows.append(arrays[f][ref["row"]])
-    return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
 
 def describe(examples: list[Example]) -> str:
