@@ -11,7 +11,7 @@ import importlib
 import pytest
 from _chat_families import CONVERSATIONS, TOOLS, family_tokenizer, supervised_runs, templates_dir
 
-from sftflow.chat import HistoryRewritten, TemplateCannotShow, encode, encode_many
+from sftflow.chat import HistoryRewritten, TemplateCannotShow, TemplateError, encode, encode_many
 from sftflow.chat.tool_fallback import TOOLS_HEADER, rewrite
 from sftflow.schema import Example
 from sftflow.tools.loop import parse_tool_calls
@@ -133,3 +133,44 @@ def test_per_turn_never_is_an_error_naming_the_option(smol_tokenizer, monkeypatc
     plain, _ = encode_many([Example(messages=CONVERSATIONS["plain"])], tok, template=(
         templates_dir() / "qwen2_5.jinja").read_text(), per_turn="never")
     assert len(plain) == 1 and plain[0].turn is None
+
+
+@pytest.mark.parametrize("name", ["llama3.jinja", "gemma.jinja", "gemma3.jinja", "phi3.jinja", "cohere.jinja",
+                                  "lfm2.jinja", "qwen2_5.jinja", "gemma4.jinja", "deepseekv3.jinja"])
+def test_saved_template_renders_raw_tool_messages_as_training_did(smol_tokenizer, name):
+    import copy
+
+    from sftflow.chat.render import render
+    from sftflow.chat.tool_fallback import summarize_formats
+    from sftflow.train.model_setup import with_training_template
+    tok, tpl = family(smol_tokenizer, name)
+    tok.chat_template = tpl
+    convs = [Example(messages=c, tools=TOOLS if any(m.get("tool_calls") for m in c) else None)
+             for c in CONVERSATIONS.values()]
+    encoded = []
+    for ex in convs:
+        try:
+            encoded += encode_many([ex], tok)[0]
+        except TemplateError:    # a conversation the template refuses (Gemma 1's system turn)
+            continue
+    saved = with_training_template(copy.deepcopy(tok), None, summarize_formats(encoded, "auto")).chat_template
+    assert saved != tpl
+    for ex in convs:
+        msgs, tools, _ = rewrite(tok, ex.messages, tpl, ex.tools)
+        try:
+            trained = render(tok, msgs, tpl, tools=tools)
+        except TemplateError:    # refused, as above
+            continue
+        assert render(tok, ex.messages, saved, tools=ex.tools) == trained
+
+
+def test_saved_template_does_not_repeat_calls_the_content_already_holds(smol_tokenizer):
+    from sftflow.chat.hermes_template import with_prelude
+    from sftflow.chat.render import render
+    tok, tpl = family(smol_tokenizer, "llama3.jinja")
+    saved = with_prelude(tpl, tools=True, reasoning=False)
+    loop_turn = {"role": "assistant", "content": "Checking.\n" + CALL, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
+    text = render(tok, [{"role": "user", "content": "Weather?"}, loop_turn,
+                        {"role": "tool", "tool_call_id": "c", "content": "sunny"}], saved)
+    assert text.count("<tool_call>") == 1 and "<tool_response>\nsunny\n</tool_response>" in text

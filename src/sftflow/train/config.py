@@ -40,7 +40,14 @@ class TrainConfig(StrictModel):
     eval_train_on: Literal["assistant", "last", "all"] | None = Field(
         None, description="tokens the held-out loss is measured on during training; unset: the recipe's "
         "eval.train_on, or 'last' (the final answer, as `sftflow eval` measures it)")
-    template: str | None = Field(None, description="fallback template for models without one: alpaca, chatml")
+    template: str | None = Field(None, description="chat template to train with instead of the tokenizer's: "
+                                 "alpaca, chatml, a Jinja file or string (saved into the output tokenizer)")
+    tool_format: Literal["auto", "native", "hermes"] = Field(
+        "auto", description="tool calls and traces the template cannot show: auto = the template's own syntax, "
+        "else written Hermes style (<tool_call> JSON) with a notice; native = refuse; hermes = always Hermes")
+    per_turn: Literal["auto", "never"] = Field(
+        "auto", description="auto: one example per assistant turn where the template rewrites history; "
+                            "never: one sequence per conversation, an error where that is not faithful")
     group_by_length: bool = True
     packing: bool = Field(False, description="best-fit-decreasing packing with per-example attention")
     pack_length: int | None = Field(None, ge=8, description="packed row length (default: max_length)")

@@ -6,6 +6,9 @@ import warnings
 
 import torch
 
+from ..chat import resolve_template
+from ..chat.capabilities import capabilities
+from ..chat.hermes_template import with_prelude
 from ..models import load_model
 from .config import TrainConfig
 
@@ -70,3 +73,26 @@ def build_model(cfg: TrainConfig, model_name: str):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     return add_lora(model, cfg) if cfg.method == "lora" else model
+
+
+def with_training_template(tokenizer, template: str | None, chat_formats: dict | None = None):
+    """The tokenizer to save beside the trained model, carrying the chat template training
+    rendered with when it is not the tokenizer's own (a named or file template, or the
+    chatml fallback of a tokenizer without one), so that inference renders what training
+    rendered. Where tool calls or traces were written through the Hermes fallback, the
+    template is preceded by the same rewrite in Jinja (``chat.hermes_template``). The
+    tokenizer's own template is kept untouched otherwise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # the missing-template notice was given at encoding
+        used = resolve_template(tokenizer, template)
+    formats = chat_formats or {}
+    hermes, inline = "hermes" in formats.get("tools", {}), "inline" in formats.get("reasoning", {})
+    if hermes or inline:
+        used = with_prelude(used, tools=hermes, reasoning=inline, system_ok=capabilities(tokenizer, used).system)
+    own = tokenizer.chat_template
+    if isinstance(own, dict):                    # several named templates: the trained one becomes default
+        if used not in own.values():
+            tokenizer.chat_template = {**own, "default": used}
+    elif own != used:
+        tokenizer.chat_template = used
+    return tokenizer

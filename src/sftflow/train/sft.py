@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from ..chat import encode_many
+from ..chat import encode_many, summarize_formats
 from ..config import dump_yaml
 from ..io import Rejected, read_examples, write_examples, write_jsonl, write_rejected
 from ..io.append_log import iter_log, repair_torn_tail
@@ -39,7 +39,7 @@ from .checkpoints import (ResumeStamp, check_resume, checkpoint_step, clear_for_
                           newest_complete, trajectory_config)
 from .callbacks import NonFiniteGuard, ProbeMetric, callbacks_for, find, last_good_checkpoint
 from .config import TrainConfig
-from .model_setup import build_model
+from .model_setup import build_model, with_training_template
 from .packing import pack_rows
 from .terminal import RunProgress, console, fmt_loss, no_library_bars, quiet_trainer_notes, summary_table
 from .trainer import (Collator, JsonlLogger, ListDataset, MaskedLossTrainer, Schedule, plan_schedule,
@@ -96,6 +96,7 @@ class EncodedData:
     skipped: int
     supervised_tokens: int
     total_tokens: int
+    chat_formats: dict = field(default_factory=dict)   # how tool data and traces were rendered
 
 
 def set_seed(seed: int) -> None:
@@ -150,7 +151,8 @@ def load_and_encode(run: Run, tokenizer, train_path, eval_path) -> EncodedData:
     if run.main:
         write_examples(run.out / "data" / "train.jsonl", train_ex)
         write_examples(run.out / "data" / "eval.jsonl", eval_ex)
-    common = dict(max_length=cfg.max_length, template=cfg.template)
+    common = dict(max_length=cfg.max_length, template=cfg.template, tool_format=cfg.tool_format,
+                  per_turn=cfg.per_turn)
     train_enc, skipped = encode_many(train_ex, tokenizer, train_on=cfg.train_on, **common)
     eval_enc, eval_skipped = encode_many(eval_ex, tokenizer, train_on=cfg.eval_train_on, **common)
     all_skipped = skipped + eval_skipped
@@ -175,7 +177,8 @@ def load_and_encode(run: Run, tokenizer, train_path, eval_path) -> EncodedData:
     return EncodedData(train_examples=train_ex, eval_examples=eval_ex, train_encoded=len(train_enc),
                        train_rows=train_rows,
                        eval_rows=[e.to_dict() for e in eval_enc], skipped=len(all_skipped),
-                       supervised_tokens=sup, total_tokens=tot)
+                       supervised_tokens=sup, total_tokens=tot,
+                       chat_formats=summarize_formats(train_enc, cfg.tool_format))
 
 
 def notice(message: str) -> None:
@@ -314,7 +317,8 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
         raise NonFiniteLoss(f"{guard.tripped['message']} Last good checkpoint: "
                             f"{good if good else 'none (it diverged before the first save)'}")
     final_eval = final_eval_loss(run.cfg, trainer)
-    with no_library_bars():
+    tokenizer = with_training_template(tokenizer, run.cfg.template, data.chat_formats)  # inference renders as
+    with no_library_bars():                                                            # training did
         merged = save_outputs(run, trainer, tokenizer)
     res = TrainResult(output_dir=run.out, train_examples=data.train_encoded,
                       eval_examples=len(data.eval_rows), skipped=data.skipped,
@@ -322,6 +326,7 @@ def train(cfg: TrainConfig, train_path=None, eval_path=None, out_dir=None, *,
                       steps=trainer.state.global_step, final_train_loss=result.training_loss,
                       best_eval_loss=trainer.state.best_metric, eval_loss=final_eval, log_path=run.log_path,
                       merged_dir=merged, extra={"schedule": schedule.to_dict(),
-                                                "num_processes": run.num_processes})
+                                                "num_processes": run.num_processes,
+                                                "chat_formats": data.chat_formats})
     report(run, res, time.perf_counter() - started)
     return res
