@@ -58,7 +58,8 @@ def test_ids_repeated_across_files_are_caught_as_locally(cluster, tmp_path, poli
         cfg.duplicate_ids = policy
         return curate(paths, tmp_path / engine, cfg, progress=False)
 
-    local, on_ray = run("local"), run("ray")
+    local = run("local")
+    run("ray")
     if policy == "error":
         reasons = [r.reason for r in local.rejected]
         assert len(reasons) == 5 and any("c.jsonl: line 3: field 'id': duplicate id '7': also at" in r

@@ -29,7 +29,6 @@ which does load the kept records there.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -120,8 +119,11 @@ def _run_steps(ray, ds, n_read: int, steps: list[Step], eng: EngineConfig, out: 
 
 
 def curate_on_ray(inputs: list[str | Path], out: Path, cfg: CurateConfig, *, fmt: str = "auto",
-                  model: str | None = None, tokenizer=None, progress: bool = True):
-    """``curate()`` on Ray: reads shards in parallel, runs the steps, the workers write the outputs."""
+                  model: str | None = None, tokenizer=None, progress: bool = True, collect: bool = True):
+    """``curate()`` on Ray: reads shards in parallel, runs the steps, the workers write the outputs.
+
+    The records are never collected here, whatever ``collect`` says: the result's ``kept``
+    and ``rejected`` read the written files on demand."""
     from ..embed import EmbeddingCache
     from .pipeline import CurateResult, build_steps, spill_large_raw
     eng = cfg.engine

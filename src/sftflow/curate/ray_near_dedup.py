@@ -19,12 +19,12 @@ import numpy as np
 import rensa
 
 from ..engine import EngineConfig, shuffle_partitions
-from ..engine.ray_io import examples_of
+from ..engine.ray_io import encode, examples_of
 from ..schema import Example
-from .dedup import NearDedup, _get_path, keep_order, texts_of
 from .clusters import representative_clusters
+from .dedup import NearDedup, _get_path, keep_order, texts_of
 from .minhash import _pos_mult, bucket_pairs, choose_bands, jaccard_many, shingle_hashes
-from .ray_rows import kept_of, no_rejects, reject_line, rejects_of, verdict_rows
+from .ray_rows import kept_of, no_rejects, reject_line, rejects_of
 from .steps import measurements
 
 MAX_GROUP = 32          # as minhash._band_pairs: a bigger bucket gives a star plus a chain
@@ -199,20 +199,25 @@ def near_plan(ds_sig, a, b, jac, p) -> dict[int, dict[str, Any]]:
 
 
 def _apply_plan(batch, plan: dict[int, dict[str, Any]], step: str, describe: str, policy: str) -> dict[str, Any]:
-    exs = examples_of(batch)
-    lines = []
-    for o, ex in zip(batch["order"], exs):
+    """The plan's records get their cluster measurement (and the removed ones their reject);
+    every other record's line is passed on as it came, undecoded."""
+    recs, lines = list(batch["rec"]), []
+    for k, o in enumerate(batch["order"]):
         entry = plan.get(int(o))
-        if entry is not None:
-            m = measurements(ex, step)
-            m["cluster"], m["cluster_size"] = entry["cluster"], entry["cluster_size"]
-        if entry is None or "duplicate_of" not in entry:
+        if entry is None:
+            lines.append("")
+            continue
+        ex = Example.from_dict(json.loads(recs[k]))
+        m = measurements(ex, step)
+        m["cluster"], m["cluster_size"] = entry["cluster"], entry["cluster_size"]
+        recs[k] = encode(ex.to_dict())
+        if "duplicate_of" not in entry:
             lines.append("")
             continue
         lines.append(reject_line(ex, step, f"{describe} of {entry['duplicate_of']} (similarity "
                                  f"{entry['similarity']:.3f}; kept by policy '{policy}')",
                                  {"duplicate_of": entry["duplicate_of"], "similarity": entry["similarity"]}))
-    return verdict_rows(batch, exs, lines)
+    return {"order": batch["order"], "rec": recs, "line": lines}
 
 
 def run_near(ray, ds, step: NearDedup, eng: EngineConfig, n: int):

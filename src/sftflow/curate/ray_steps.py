@@ -136,7 +136,7 @@ def run_filter(ray, ds, step: Filter, eng: EngineConfig, n: int):
                                     batch_size=eng.batch_size, batch_format="numpy").materialize()
         rejected = rejected.union(rejects_of(passed, 1))
         passed = passed.filter(expr=col("line") == "")
-    flagged = passed.filter(expr=col("flagged") == True).count()  # noqa: E712 - an expression, not a test
+    flagged = int(passed.sum("flagged") or 0) if n else 0
     return passed.select_columns(["order", "rec"]), rejected, flagged
 
 

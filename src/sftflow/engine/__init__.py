@@ -14,7 +14,8 @@ Ray is an optional extra (``pip install sftflow[ray]``) and is imported only ins
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 from pydantic import Field, model_validator
 

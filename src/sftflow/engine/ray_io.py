@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import glob
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..io import Rejected, iter_examples
 from ..io.writers import _jsonable
@@ -67,23 +68,37 @@ def examples_of(batch: dict[str, Any]) -> list[Example]:
     return [Example.from_dict(json.loads(t)) for t in batch["rec"]]
 
 
-def _read_one(row: dict[str, Any], fmt: str) -> Iterator[dict[str, Any]]:
-    """Every record of one file, as rows; unreadable ones as rows with ``rej`` set.
+READ_BATCH = 4096          # rows a read task hands on at a time
 
-    A generator: Ray Data cuts what it yields into blocks as it goes, so a read task holds
-    one block of a file, not the whole file. Ids are noted (``uid``, ``where``), not
-    judged: whether one repeats is known only across all files."""
-    file_no, path = int(row["file_no"]), Path(row["path"])
-    rejected: list[Rejected] = []
-    seen = SeenIds()
-    for n, ex in enumerate(iter_examples(path, fmt, skip_invalid=True, rejected=rejected, _ids=seen)):
-        uid, where, line, own_source = seen.take()
-        yield {"order": (file_no << LINE_BITS) | n, "rec": encode(ex.to_dict()), "rej": "",
-               "uid": uid, "where": where, "line": line, "own_source": own_source}
-    # A reject's place: its own line, so read rejects keep the local reader's order too.
-    for r in rejected:
-        yield {"order": (file_no << LINE_BITS) | (r.line or 0), "rec": "", "rej": json.dumps(rejected_to_row(r)),
-               "uid": "", "where": "", "line": 0, "own_source": False}
+
+def _read_one(batch: dict[str, Any], fmt: str) -> Iterator[dict[str, list]]:
+    """Every record of one file (a batch holds one), as column batches; unreadable ones
+    as rows with ``rej`` set.
+
+    A generator of batches: a read task holds one batch of a file, not the whole file, and
+    rows reach Arrow a batch at a time, not one by one. Ids are noted (``uid``, ``where``),
+    not judged: whether one repeats is known only across all files."""
+    cols = ("order", "rec", "rej", "uid", "where", "line", "own_source")
+    for file_no, path in zip(batch["file_no"], batch["path"]):
+        file_no, path = int(file_no), Path(str(path))
+        rejected: list[Rejected] = []
+        seen = SeenIds()
+        out: dict[str, list] = {c: [] for c in cols}
+        for n, ex in enumerate(iter_examples(path, fmt, skip_invalid=True, rejected=rejected, _ids=seen)):
+            uid, where, line, own_source = seen.take()
+            for c, v in zip(cols, ((file_no << LINE_BITS) | n, encode(ex.to_dict()), "", uid, where, line,
+                                   own_source)):
+                out[c].append(v)
+            if len(out["order"]) >= READ_BATCH:
+                yield out
+                out = {c: [] for c in cols}
+        # A reject's place: its own line, so read rejects keep the local reader's order too.
+        for r in rejected:
+            for c, v in zip(cols, ((file_no << LINE_BITS) | (r.line or 0), "", json.dumps(rejected_to_row(r)),
+                                   "", "", 0, False)):
+                out[c].append(v)
+        if out["order"]:
+            yield out
 
 
 def rejected_to_row(r: Rejected) -> dict[str, Any]:
@@ -108,7 +123,7 @@ def read_dataset(ray, inputs: Iterable[str | Path], fmt: str = "auto", *,
         raise ValueError(f"{len(files)} input files: merge shards below {1 << (63 - LINE_BITS)}")
     items = [{"file_no": i, "path": str(p)} for i, p in enumerate(files)]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.flat_map(_read_one, fn_kwargs={"fmt": fmt}).materialize()
+    ds = ds.map_batches(_read_one, fn_kwargs={"fmt": fmt}, batch_size=1, batch_format="numpy").materialize()
     rej_rows = ds.filter(expr=col("rej") != "").select_columns(["order", "rej"]).take_all()
     rejected = [(int(r["order"]), row_to_rejected(json.loads(r["rej"]))) for r in rej_rows]
     records = ds.filter(expr=col("rej") == "").drop_columns(["rej"])
