@@ -56,7 +56,7 @@ def test_fallback_call_text_is_what_the_eval_tool_loop_parses(smol_tokenizer):
 
 def test_parallel_results_share_one_user_turn_so_alternating_templates_take_them(smol_tokenizer):
     tok, tpl = family(smol_tokenizer, "gemma3.jinja")     # raises unless roles alternate
-    msgs, tools, formats = rewrite(tok, Example(messages=CONVERSATIONS["parallel_calls"]).messages, tpl, TOOLS)
+    msgs, tools, _ = rewrite(tok, Example(messages=CONVERSATIONS["parallel_calls"]).messages, tpl, TOOLS)
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant"] and tools is None
     assert msgs[2]["content"] == CALL + "\n" + CALL.replace("Paris", "Rome")
     assert msgs[3]["content"] == ("<tool_response>\nRESULT sunny\n</tool_response>\n"

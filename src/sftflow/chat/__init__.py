@@ -7,7 +7,7 @@ from .render import EncodeError, TemplateCannotShow, TemplateError, render, reso
 from .spans import HistoryRewritten
 from .tool_fallback import TOOL_FORMATS, ToolFormat, summarize_formats
 
-__all__ = ["FALLBACK_TEMPLATES", "IGNORE_INDEX", "EncodeError", "Encoded", "ExampleTooLong", "HistoryRewritten",
-           "NoSupervisedTokens", "TemplateCannotShow", "TemplateError", "assistant_spans", "encode",
-           "encode_many", "encode_turns", "expand_per_turn", "render", "resolve_template", "TOOL_FORMATS",
-           "ToolFormat", "summarize_formats"]
+__all__ = ["FALLBACK_TEMPLATES", "IGNORE_INDEX", "TOOL_FORMATS", "EncodeError", "Encoded", "ExampleTooLong",
+           "HistoryRewritten", "NoSupervisedTokens", "TemplateCannotShow", "TemplateError", "ToolFormat",
+           "assistant_spans", "encode", "encode_many", "encode_turns", "expand_per_turn", "render",
+           "resolve_template", "summarize_formats"]
