@@ -66,7 +66,7 @@ def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
     assert res["arms"]["selected"]["heldout_loss"]["mean"] == pytest.approx(sum(sel_losses) / 3)
     assert any(k.startswith("probe:") for k in runs[0])                           # probes were run
     # the verdict is the one its own interval gives, and the table says the same
-    d = res["difference"]["heldout_loss"]
+    d = res["difference"]["selected"]["heldout_loss"]
     assert d["low"] is not None and d["low"] <= d["diff"] <= d["high"]
     expected = ("selection beats random" if d["high"] < 0 else
                 "selection is worse than random" if d["low"] > 0 else
@@ -76,7 +76,7 @@ def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
     assert (out / "select_vs_random.png").stat().st_size > 1000
     assert "| heldout_loss |" in (out / "table.md").read_text()
     saved = json.loads((out / "results.json").read_text())
-    assert saved["difference"]["heldout_loss"]["diff"] == pytest.approx(
+    assert saved["difference"]["selected"]["heldout_loss"]["diff"] == pytest.approx(
         res["arms"]["selected"]["heldout_loss"]["mean"] - res["arms"]["random"]["heldout_loss"]["mean"])
 
     # Resumable: a rerun reuses every finished run instead of training again.
@@ -118,22 +118,26 @@ def test_experiment_verdict_reads_the_welch_interval_of_the_runs(tmp_path, monke
 
     losses = {"selected": [1.0, 1.1, 0.9], "random": [2.0, 2.2, 1.8]}
 
-    def fake_run(cfg, arm, r, train_file, heldout_file, run_dir):
+    def fake_run(cfg, arm, r, train_file, heldout_file, run_dir, **kw):
         return {"arm": arm, "run": r, "train_file": str(train_file), "heldout_loss": losses[arm][r],
                 "probe:refusal": 0.5}
 
     class Sel:
         summary = {}
 
-    def fake_select(files, out_dir, cfg, model=None):
+    def fake_score(files, out, cfg, model=None):
         from sftflow.io import read_examples, write_examples
-        pool = read_examples(files).examples
-        Sel.selected = pool[:4]
+        write_examples(out, read_examples(files).examples)
+
+    def fake_select(scored, out_dir, cfg, config_for_manifest=None):
+        from sftflow.io import read_examples, write_examples
+        Sel.selected = read_examples([scored]).examples[:4]
         write_examples(out_dir / "selected.jsonl", Sel.selected)
-        return None, Sel
+        return Sel
 
     monkeypatch.setattr(exp, "_run_one", fake_run)
-    monkeypatch.setattr(sp, "score_and_select", fake_select)
+    monkeypatch.setattr(sp, "score_file", fake_score)
+    monkeypatch.setattr(sp, "select_file", fake_select)
     pool = [Example.single(f"q{i}", f"a{i}") for i in range(12)]
     write_examples(tmp_path / "pool.jsonl", pool)
     write_examples(tmp_path / "held.jsonl", pool[:2])
@@ -143,7 +147,7 @@ def test_experiment_verdict_reads_the_welch_interval_of_the_runs(tmp_path, monke
     (tmp_path / "out" / "select").mkdir(parents=True)
     res = run_experiment(cfg, tmp_path / "out")
     ci = ttest_ind(losses["selected"], losses["random"], equal_var=False).confidence_interval(0.95)
-    d = res["difference"]["heldout_loss"]
+    d = res["difference"]["selected"]["heldout_loss"]
     assert (d["low"], d["high"]) == pytest.approx((ci.low, ci.high))
     assert d["diff"] == pytest.approx(-1.0)
     assert res["verdict"] == "selection beats random"
@@ -152,3 +156,94 @@ def test_experiment_verdict_reads_the_welch_interval_of_the_runs(tmp_path, monke
     assert run_experiment(cfg, tmp_path / "out")["verdict"] == "selection is worse than random"
     losses["selected"] = [1.0, 2.5, 1.6]
     assert run_experiment(cfg, tmp_path / "out")["verdict"].startswith("no better than random")
+
+
+def _fake_training(calls):
+    """Stands in for sft.train: records the call and writes what a finished run leaves."""
+    def fake_train(tcfg, train_file, heldout_file, out_dir, quiet=True):
+        from sftflow.io import read_examples
+        calls.append((str(train_file), tcfg.learning_rate))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        n = len(read_examples([train_file]).examples)
+        (out_dir / "train_result.json").write_text(json.dumps(
+            {"train_examples": n, "steps": 1, "eval_loss": 1.0 + n / 100, "merged_dir": None,
+             "output_dir": str(out_dir)}))
+    return fake_train
+
+
+def test_arm_fingerprints_recompute_changed_arms_and_reuse_the_rest(tmp_path, monkeypatch):
+    from sftflow.train import sft
+    calls: list = []
+    monkeypatch.setattr(sft, "train", _fake_training(calls))
+    pool = [Example.single(f"Question {i} about {w}?", f"Answer: {w} number {i}.")
+            for i, w in enumerate(["rates", "loans", "taxes", "fees", "bonds", "cards", "rent", "wages",
+                                   "stocks", "funds", "banks", "debts"])]
+    write_examples(tmp_path / "pool.jsonl", pool)
+    write_examples(tmp_path / "held.jsonl", pool[:2])
+    base = {"pool": [str(tmp_path / "pool.jsonl")], "heldout": [str(tmp_path / "held.jsonl")], "budget": 4,
+            "random_arms": 3, "model": "unused", "train": {"learning_rate": 1e-3},
+            "select": {"score": {"scores": ["embedding"], "embedding_method": "tfidf", "use_cache": False},
+                       "selection": {"method": "kcenter", "budget": 4}}}
+    out = tmp_path / "exp"
+    first = run_experiment(ExperimentConfig.model_validate(base), out)
+    assert len(calls) == 6 and all(r["fingerprint"] for r in first["runs"])
+    run_experiment(ExperimentConfig.model_validate(base), out)          # same inputs: every run reused
+    assert len(calls) == 6
+    third = run_experiment(ExperimentConfig.model_validate({**base, "budget": 5}), out)
+    assert len(calls) == 12                                            # a new budget: every arm again
+    assert all(r["train_examples"] == 5 for r in third["runs"])
+    assert {r["fingerprint"] for r in third["runs"]}.isdisjoint({r["fingerprint"] for r in first["runs"]})
+    run_experiment(ExperimentConfig.model_validate({**base, "budget": 5, "train": {"learning_rate": 2e-3}}),
+                   out)
+    assert len(calls) == 18 and {lr for _, lr in calls[12:]} == {2e-3}   # a changed recipe, too
+
+
+def test_paired_difference_is_a_t_interval_over_prompts():
+    from scipy.stats import ttest_1samp
+
+    from sftflow.pipeline.experiment import paired_diff
+    arm = [[1, 0, 1, None, 1, 0]]
+    rnd = [[0, 0, 1, 1, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 1, 1, 0, 1]]
+    d = [1 - 1 / 3, 0.0, 1 - 2 / 3, 1.0, -1 / 3]          # prompt 4 has no outcome for the arm: left out
+    ci = ttest_1samp(d, 0.0).confidence_interval(0.95)
+    p = paired_diff(arm, rnd)
+    assert p["n"] == 5 and p["diff"] == pytest.approx(sum(d) / 5)
+    assert (p["low"], p["high"]) == pytest.approx((ci.low, ci.high))
+    assert paired_diff([[1, 1]], [[0, 0], [0, 0], [0, 0]]) == {"n": 2, "diff": 1.0, "low": 1.0, "high": 1.0}
+
+
+def test_audit_counts_known_bad_records_against_the_hypergeometric_law():
+    from scipy.stats import hypergeom
+
+    from sftflow.pipeline.experiment import audit_selection
+    marks = {f"r{i}": ("apology" if i % 10 < 3 else None) for i in range(100)}      # 30 bad of 100
+    clean = [i for i in marks if marks[i] is None][:20]
+    a = audit_selection(marks, {"rule": clean[:18] + ["r0", "r1"]})
+    arm = a["arms"]["rule"]
+    assert (a["bad_in_pool"], arm["bad"], arm["n"], arm["by_kind"]) == (30, 2, 20, {"apology": 2})
+    assert arm["random_expected"] == pytest.approx(6.0)
+    assert arm["p_random_as_few"] == pytest.approx(hypergeom(100, 30, 20).cdf(2))
+    assert arm["random_range"] == [int(hypergeom(100, 30, 20).ppf(0.025)), int(hypergeom(100, 30, 20).ppf(0.975))]
+    assert arm["low"] < 0.1 < arm["high"]
+
+
+def test_audit_key_never_reaches_the_scorers_and_is_counted(tmp_path, monkeypatch):
+    from sftflow.train import sft
+    monkeypatch.setattr(sft, "train", _fake_training([]))
+    pool = [Example.single(f"Question {i}?", f"Answer: {i}.", metadata={"planted": "apology"} if i < 4 else {})
+            for i in range(12)]
+    write_examples(tmp_path / "pool.jsonl", pool)
+    write_examples(tmp_path / "held.jsonl", pool[:2])
+    cfg = ExperimentConfig.model_validate({
+        "pool": [str(tmp_path / "pool.jsonl")], "heldout": [str(tmp_path / "held.jsonl")], "budget": 4,
+        "random_arms": 3, "model": "unused", "audit_key": "planted",
+        "select": {"score": {"scores": ["embedding"], "embedding_method": "tfidf", "use_cache": False}},
+        "selections": [{"name": "cover", "method": "kcenter", "budget": 4},
+                       {"name": "spread", "method": "kcenter", "budget": 4, "seed": 1}]})
+    res = run_experiment(cfg, tmp_path / "exp")
+    for f in ("pool.jsonl", "select/scored.jsonl", "select/cover/selected.jsonl", "random/subset_0.jsonl"):
+        assert "planted" not in (tmp_path / "exp" / f).read_text()
+    assert res["audit"]["bad_in_pool"] == 4 and set(res["audit"]["arms"]) == {
+        "cover", "spread", "random_0", "random_1", "random_2"}
+    assert set(res["difference"]) == {"cover", "spread"} and res["verdict"].startswith("cover: ")
+    assert "Known-bad records in the pool: 4 of 12" in (tmp_path / "exp" / "table.md").read_text()

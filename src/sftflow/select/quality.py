@@ -130,6 +130,14 @@ def _fit_calibrated(x: np.ndarray, y: np.ndarray, c: float, seed: int):
     fitted = cal.calibrated_classifiers_[0]
     calibrator = fitted.calibrators[0]
     if method == "sigmoid":
+        # q = 1 / (1 + exp(a z + b)) rises with the regression's score z only when a < 0. Platt's
+        # fit gives a >= 0 when the out-of-fold scores rank bad records above good ones (too few
+        # labels, or embeddings that do not see the difference): shipping that map would rank
+        # every record backwards, so refuse.
+        if calibrator.a_ >= 0:
+            raise ValueError(f"quality labels: out-of-fold scores rank bad records above good ones (the "
+                             f"calibration would reverse the model's ranking: Platt slope a={calibrator.a_:.3g} "
+                             f">= 0, from {len(y)} labels); label more records or use other embeddings")
         cmap = {"method": "sigmoid", "a": float(calibrator.a_), "b": float(calibrator.b_)}
     else:
         cmap = {"method": "isotonic", "x": calibrator.X_thresholds_.tolist(),
