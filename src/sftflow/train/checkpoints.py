@@ -124,6 +124,13 @@ def newest_complete(folder: Path, notify: Callable[[str], None]) -> Path | None:
     return None
 
 
+def log_rows_to_keep(rows, step: int) -> list[dict]:
+    """The step log a run resumed from ``checkpoint-<step>`` starts with: the rows up to that
+    step, without an end-of-run summary (``train_loss``) a killed run wrote before its final
+    save; the resumed run writes its own, so the log holds one summary as an uninterrupted run's."""
+    return [r for r in rows if r.get("step", 0) <= step and "train_loss" not in r]
+
+
 def check_resume(ckpt: Path, fingerprint: str, config: dict[str, Any]) -> None:
     """Refuse to resume a checkpoint made from other data or other options, naming the difference."""
     stamp = json.loads((ckpt / STAMP).read_text())

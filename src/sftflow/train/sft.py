@@ -36,7 +36,7 @@ from ..io.append_log import iter_log, repair_torn_tail
 from ..io.atomic import atomic_dir, atomic_write_text, staged_into
 from ..models import load_tokenizer, resolve_model
 from .checkpoints import (ResumeStamp, check_resume, checkpoint_step, clear_for_fresh_run, data_fingerprint,
-                          newest_complete, trajectory_config)
+                          log_rows_to_keep, newest_complete, trajectory_config)
 from .callbacks import NonFiniteGuard, ProbeMetric, callbacks_for, find, last_good_checkpoint
 from .config import TrainConfig
 from .model_setup import build_model, with_training_template
@@ -205,7 +205,7 @@ def resume_point(run: Run, data: EncodedData) -> tuple[str | None, ResumeStamp]:
             notice(torn.notice())
         # Rows a killed run wrote after its last checkpoint are dropped.
         keep_until = checkpoint_step(Path(resume)) if resume else -1
-        write_jsonl(run.log_path, [r for r in iter_log(run.log_path) if r.get("step", 0) <= keep_until])
+        write_jsonl(run.log_path, log_rows_to_keep(iter_log(run.log_path), keep_until))
     return resume, stamp
 
 
