@@ -99,7 +99,7 @@ def _child(argv: list[str], env: dict[str, str], hook: str, log: str) -> None:
     os.environ.update(env)
     import torch
     torch.set_num_threads(1)        # tiny models; on a shared machine more threads only spin and wait
-    exec(compile(hook, "<hook>", "exec"), {"__name__": "__hook__", "kr": sys.modules[__name__]})
+    exec(compile(hook, "<hook>", "exec"), {"__name__": "__hook__", "kr": sys.modules[__name__]})  # noqa: S102
     sys.argv = ["sftflow", *argv]
     from sftflow.cli import main
     main()

@@ -9,9 +9,8 @@ with other random numbers than the uninterrupted run would produce other records
 
 from __future__ import annotations
 
-import pytest
-
 import _kill_resume as kr
+import pytest
 
 BATCH = 2
 TEXTS = [f"Text number {i} says that bonds pay {i} percent." for i in range(8)]
