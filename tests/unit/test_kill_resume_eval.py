@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import _kill_resume as kr
+import pytest
 from conftest import build_tiny_model
 
 HELD = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 
+import _kill_resume as kr
 import pytest
 import torch
 from safetensors.torch import load_file
 
-import _kill_resume as kr
 from sftflow.io import write_examples
 from sftflow.schema import Example
 

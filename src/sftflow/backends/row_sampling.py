@@ -21,7 +21,12 @@ from __future__ import annotations
 import hashlib
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
 
 
 def request_seed(seed: int, prompt_ids: list[int]) -> int:
