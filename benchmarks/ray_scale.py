@@ -22,6 +22,8 @@ summary: ours = near-dedup records/s on Ray, peer = the same locally.
 from __future__ import annotations
 
 import argparse
+import gc
+import itertools
 import json
 import os
 import random
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,37 +48,50 @@ from sftflow.schema import Example  # noqa: E402
 VOCAB = [f"w{i}" for i in range(5000)]
 
 
-def synthetic_pool(n: int, seed: int = 0) -> list[Example]:
+def iter_pool(n: int, seed: int = 0) -> Iterator[Example]:
     rng = random.Random(seed)
-    out: list[Example] = []
-    while len(out) < n:
+    made = 0
+    while made < n:
         words = [rng.choice(VOCAB) for _ in range(40)]
-        out.append(Example.single(" ".join(words) + "?", "Answer: " + " ".join(rng.choices(VOCAB, k=30))))
-        if rng.random() < 0.1 and len(out) < n:          # a near copy: two words changed
+        yield Example.single(" ".join(words) + "?", "Answer: " + " ".join(rng.choices(VOCAB, k=30)))
+        made += 1
+        if rng.random() < 0.1 and made < n:          # a near copy: two words changed
             w = list(words)
             w[rng.randrange(40)] = rng.choice(VOCAB)
             w[rng.randrange(40)] = rng.choice(VOCAB)
-            out.append(Example.single(" ".join(w) + "?", "Answer: " + " ".join(rng.choices(VOCAB, k=30))))
-    return out
+            yield Example.single(" ".join(w) + "?", "Answer: " + " ".join(rng.choices(VOCAB, k=30)))
+            made += 1
 
 
-def write_shards(examples: list[Example], folder: Path, size: int = 10_000) -> list[Path]:
-    """Shards of ``size`` records, as a sharded data set is laid out: more records, more shards."""
+def synthetic_pool(n: int, seed: int = 0) -> list[Example]:
+    return list(iter_pool(n, seed))
+
+
+def write_shards(n: int, folder: Path, size: int = 10_000) -> list[Path]:
+    """The first ``n`` records of the pool as shards of ``size`` records, as a sharded data
+    set is laid out (more records, more shards); written as generated, so this process
+    never holds the pool and its memory figure is the run's."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k in range(0, len(examples), size):
-        paths.append(folder / f"part-{k // size:05d}.jsonl")
-        write_examples(paths[-1], examples[k:k + size])
+    paths: list[Path] = []
+    pool = iter_pool(n)
+    while len(paths) * size < n:
+        paths.append(folder / f"part-{len(paths):05d}.jsonl")
+        write_examples(paths[-1], itertools.islice(pool, size))
     return paths
 
 
 class WorkerMemory:
-    """Peak unique memory (USS) of Ray worker processes (named ``ray::...``), sampled in a
-    thread. USS, not RSS: a worker that reads a block maps the object store's shared
-    memory, which RSS counts in every process that touched it."""
+    """Peak unique memory (USS) of Ray worker processes (named ``ray::...``), and of this
+    process (the driver) above what it held at the start, sampled in a thread. USS, not
+    RSS: a worker that reads a block maps the object store's shared memory, which RSS
+    counts in every process that touched it."""
 
     def __init__(self):
         self.peak = 0
+        gc.collect()
+        self._me = psutil.Process()
+        self._base = self._me.memory_full_info().uss
+        self.driver = 0
         self.by_task: dict[str, int] = {}     # the process title Ray gives a busy worker -> peak
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -92,6 +108,7 @@ class WorkerMemory:
                     self.peak = max(self.peak, rss)
                     title = cmd.split()[0][:60]
                     self.by_task[title] = max(self.by_task.get(title, 0), rss)
+            self.driver = max(self.driver, self._me.memory_full_info().uss - self._base)
             self._stop.wait(0.2)
 
     def __enter__(self):
@@ -152,9 +169,8 @@ def main() -> None:
     import ray
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        pool = synthetic_pool(args.records)
-        quarter = write_shards(pool[: args.records // 4], tmp / "quarter")
-        whole = write_shards(pool, tmp / "whole")
+        quarter = write_shards(args.records // 4, tmp / "quarter")
+        whole = write_shards(args.records, tmp / "whole")
         local_s, removed = near_dedup(whole, tmp / "local", "local", args.batch_size)
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
         try:
@@ -175,6 +191,8 @@ def main() -> None:
     print(f"  ray:   {ray_rps:>10,.0f} records/s ({ray_s:.1f} s)   ratio ray/local {ray_rps / local_rps:.2f}")
     print(f"  peak worker USS: {mem_quarter.peak / 2**20:,.0f} MB at {args.records // 4} records, "
           f"{mem_whole.peak / 2**20:,.0f} MB at {args.records}")
+    print(f"  driver USS growth: {mem_quarter.driver / 2**20:,.0f} MB at {args.records // 4} records, "
+          f"{mem_whole.driver / 2**20:,.0f} MB at {args.records}")
     top = sorted(mem_whole.by_task.items(), key=lambda kv: -kv[1])[:4]
     print("  largest at the whole pool: " + ", ".join(f"{t} {v / 2**20:,.0f} MB" for t, v in top))
     if scores:
