@@ -134,7 +134,8 @@ def curate(inputs: list[str | Path], out_dir: str | Path, cfg: CurateConfig | No
             cfg.steps = ["leakage"] + list(cfg.steps)
     if cfg.engine.kind == "ray":
         from .ray_curate import curate_on_ray
-        return curate_on_ray(inputs, out, cfg, fmt=fmt, model=model, tokenizer=tokenizer, progress=progress)
+        return curate_on_ray(inputs, out, cfg, fmt=fmt, model=model, tokenizer=tokenizer, progress=progress,
+                             collect=collect)
     from .streaming import curate_streaming, streamable
     if streamable(cfg.steps):
         steps = build_steps(cfg, model=model, tokenizer=tokenizer, embeddings=EmbeddingCache(out / "cache"))
