@@ -11,6 +11,9 @@ from sftflow.schema import Example
 
 VOCAB = [f"w{i}" for i in range(400)]
 
+# The steps the parity tests run: one of each kind of drop a pool can show.
+STEPS = ["empty", "truncation", "refusal", "exact_dedup", "near_dedup"]
+
 
 def sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(VOCAB) for _ in range(n))

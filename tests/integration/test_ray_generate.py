@@ -21,13 +21,6 @@ from sftflow.testing.fake_server import FakeOpenAIServer  # noqa: E402
 LIMIT = 3
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 class CountingResponder:
     """Answers with a rewrite of the request, and counts the requests in flight at the server."""
 

@@ -8,22 +8,12 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from ray_pool import pool, write_shards  # noqa: E402
+from ray_pool import STEPS, pool, write_shards  # noqa: E402
 
 from sftflow.curate.config import CurateConfig  # noqa: E402
 from sftflow.curate.pipeline import curate  # noqa: E402
 from sftflow.engine import EngineConfig  # noqa: E402
 from sftflow.engine.ray_shards import ShardedRecords  # noqa: E402
-
-STEPS = ["empty", "truncation", "refusal", "exact_dedup", "near_dedup"]
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
 
 def _config(engine: str, **kw) -> CurateConfig:
     return CurateConfig(steps=kw.pop("steps", STEPS), stats=False, plots=False, refusal={"drop": True},

@@ -15,13 +15,6 @@ from sftflow.select.config import ScoreConfig, SelectConfig  # noqa: E402
 from sftflow.select.pipeline import score_file  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _pool(tmp_path):
     exs = [Example.single(f"Question {i}: what is {i} plus {i * 3}?" + " Explain." * (i % 5),
                           f"Answer: {4 * i}." + " Because adding works so." * (i % 4)) for i in range(24)]
