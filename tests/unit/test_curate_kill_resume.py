@@ -17,11 +17,12 @@ import subprocess
 import sys
 
 import pytest
+from _dying_writes import HELPERS
 
 CHILD = r"""
-import contextlib, os, signal, sys
-from pathlib import Path
+import os, signal, sys
 fault = sys.argv[1]
+sys.path.insert(0, sys.argv.pop(2))
 import sftflow.curate.streaming as S
 S.BATCH = 5                                  # several batches per pass
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)
@@ -44,23 +45,8 @@ elif fault == "parts":
     import sftflow.curate.stream_write as W
     W.RejectParts.add = after(4, W.RejectParts.add)
 elif fault == "write":
-    import sftflow.io.writers as W
-    real = W.atomic_open
-    @contextlib.contextmanager
-    def dying(path, mode="w", encoding="utf-8"):
-        with real(path, mode, encoding) as f:
-            if Path(path).name != "kept.jsonl":
-                yield f
-                return
-            class Dies:
-                n = 0
-                def write(self, s):
-                    f.write(s); f.flush()
-                    Dies.n += 1
-                    if Dies.n == 3:
-                        die()
-            yield Dies()
-    W.atomic_open = dying
+    from _dying_writes import die_writing
+    die_writing("kept.jsonl", 3)
 sys.argv = ["sftflow", *sys.argv[2:]]
 from sftflow.cli import main
 main()
@@ -95,7 +81,7 @@ def rows() -> list[dict]:
 def launch(src, recipe, out, fault="none"):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     args = ["curate", str(src), "-o", str(out), "--recipe", str(recipe), "--quiet"]
-    return subprocess.run([sys.executable, "-c", CHILD, fault, *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-c", CHILD, fault, HELPERS, *args], env=env, capture_output=True,
                           text=True, timeout=900)
 
 

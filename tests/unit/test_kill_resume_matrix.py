@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from _dying_writes import HELPERS
 
 from sftflow.testing.fake_server import FakeOpenAIServer
 
@@ -21,26 +22,11 @@ CONCURRENCY = 2
 TEXTS = [f"Text number {i} says that bonds pay {i} percent." for i in range(12)]
 
 CHILD = r"""
-import contextlib, os, signal, sys
-from pathlib import Path
+import sys
+sys.path.insert(0, sys.argv.pop(2))
 if sys.argv[1] == "write":      # die with the output half-written: after two rows of records.jsonl
-    import sftflow.io.writers as W
-    real = W.atomic_open
-    @contextlib.contextmanager
-    def dying(path, mode="w", encoding="utf-8"):
-        with real(path, mode, encoding) as f:
-            if Path(path).name != "records.jsonl":
-                yield f
-                return
-            class Dies:
-                n = 0
-                def write(self, s):
-                    f.write(s); f.flush()
-                    Dies.n += 1
-                    if Dies.n == 2:
-                        os.kill(os.getpid(), signal.SIGKILL)
-            yield Dies()
-    W.atomic_open = dying
+    from _dying_writes import die_writing
+    die_writing("records.jsonl", 2)
 sys.argv = ["sftflow", *sys.argv[2:]]
 from sftflow.cli import main
 main()
@@ -58,7 +44,7 @@ def launch(texts, out, url, fault="none"):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     args = ["generate", "backtranslate", str(texts), "-o", str(out), "--backend", "openai", "--model", "m",
             "--base-url", url, "--concurrency", str(CONCURRENCY), "--max-retries", "1", "--quiet"]
-    return subprocess.Popen([sys.executable, "-c", CHILD, fault, *args], env=env,
+    return subprocess.Popen([sys.executable, "-c", CHILD, fault, HELPERS, *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
