@@ -50,3 +50,15 @@ def build_tiny_model(out: Path, tokenizer, *, layers: int = 2, hidden: int = 64,
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, smol_tokenizer) -> str:
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), smol_tokenizer))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-CPU Ray cluster on this machine for one test module, stopped after it.
+
+    Lives here, not in tests/integration/conftest.py: a second conftest module would shadow
+    this one for the tests that import `build_tiny_model` from `conftest`."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
