@@ -74,3 +74,17 @@ class DyingEmptyFilter(EmptyFilter):
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
         os._exit(1)       # the worker process dies mid-run, as a preempted node would
+
+
+def dying_score_worker(fail_at: int):
+    """A score worker class whose actor raises on shard ``fail_at``, as a run killed there
+    would stop: the shards before it are written, that one and the later ones are not."""
+    from sftflow.select.ray_score import ScoreWorker
+
+    class DyingScoreWorker(ScoreWorker):
+        def __call__(self, batch):
+            if int(batch["shard"][0]) == fail_at:
+                raise RuntimeError(f"killed at shard {fail_at}")
+            return super().__call__(batch)
+
+    return DyingScoreWorker

@@ -48,3 +48,34 @@ def test_ray_scores_equal_local_and_a_rerun_computes_nothing(cluster, tmp_path, 
     again, rows = _score(path, tmp_path / "ray2.jsonl", tiny_model_dir, "ray", tmp_path / "b.sqlite")
     assert again["scores"]["losses_computed"] == 0
     assert [r["metadata"]["scores"]["ifd"] for r in rows] == [r["metadata"]["scores"]["ifd"] for r in on_ray]
+
+
+def test_a_run_after_a_killed_one_skips_the_finished_shards(cluster, tmp_path, tiny_model_dir, monkeypatch):
+    import ray.cloudpickle
+    import ray_pool
+
+    from sftflow.select import ray_score
+
+    ray.cloudpickle.register_pickle_by_value(ray_pool)   # the workers cannot import the test folder
+    path = _pool(tmp_path)
+    cfg = SelectConfig(score=ScoreConfig(model=tiny_model_dir, scores=["ppl", "ifd"], precision="fp32",
+                                         max_length=256, batch_size=4, cache=str(tmp_path / "c.sqlite"),
+                                         use_cache=False, engine=EngineConfig(kind="ray", batch_size=6, actors=1)))
+    real = ray_score.score_on_ray
+    monkeypatch.setattr(ray_score, "score_on_ray",
+                        lambda *a, **kw: real(*a, worker=ray_pool.dying_score_worker(3), **kw))
+    with pytest.raises(Exception, match="killed at shard 3"):
+        score_file([path], tmp_path / "killed.jsonl", cfg, progress=False)
+    parts = ray_score.parts_dir(cfg.score)
+    finished = len(list(parts.glob("*.json")))
+    assert 1 <= finished < 4, finished          # 24 records in shards of 6: some written, not all
+    monkeypatch.setattr(ray_score, "score_on_ray", real)
+    report = score_file([path], tmp_path / "resumed.jsonl", cfg, progress=False)["scores"]
+    # No score cache here: all that is not recomputed came from the finished shards.
+    assert report["engine"]["resumed_shards"] == finished
+    assert report["losses_computed"] == 2 * 6 * (4 - finished)
+    assert not list(parts.glob("*.json")), "a finished run leaves its checkpoints behind"
+    _, local = _score(path, tmp_path / "local.jsonl", tiny_model_dir, "local", tmp_path / "l.sqlite")
+    rows = [json.loads(line) for line in (tmp_path / "resumed.jsonl").read_text().splitlines()]
+    for a, b in zip(local, rows):
+        assert b["metadata"]["scores"]["ifd"] == pytest.approx(a["metadata"]["scores"]["ifd"], abs=1e-5)
