@@ -135,3 +135,9 @@ def test_semantic_dedup_embeds_on_actors_and_finds_the_local_duplicates(cluster,
     assert {k: v["duplicate_of"] for k, v in ray_dups.items()} == {k: v["duplicate_of"] for k, v in local_dups.items()}
     for k, v in local_dups.items():    # float32 vectors from other batches: equal to rounding
         assert ray_dups[k]["similarity"] == pytest.approx(v["similarity"], abs=1e-3)
+    first = json.loads((tmp_path / "ray" / "manifest.json").read_text())["engine"]
+    assert first["embedded"] > 0
+    # A rerun into the same folder reads every vector back from the run's embedding cache.
+    again, again_dups = run("ray")
+    assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["engine"]["embedded"] == 0
+    assert [e.id for e in again.kept] == [e.id for e in on_ray.kept] and again_dups.keys() == ray_dups.keys()
