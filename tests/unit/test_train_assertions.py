@@ -118,3 +118,25 @@ def test_probe_chosen_checkpoint_has_the_best_probe_rate(tiny_model_dir, data, t
     # the probe generated with left padding on its own tokenizer, not on the one saved
     from sftflow.models import load_tokenizer
     assert load_tokenizer(str(tmp_path)).padding_side == load_tokenizer(tiny_model_dir).padding_side
+
+
+def test_load_model_merges_an_adapter_folder_for_inference(tiny_model_dir, data, tmp_path):
+    """An adapter folder loads as one plain model with the adapter merged in: unmerged LoRA
+    layers cost a second matmul per projection at every decoding step (about 5x slower
+    generation of the demo's tuned model on this CPU), for the same function."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sftflow.models import load_model
+    cfg = TrainConfig(model=tiny_model_dir, data=[str(data / "train.jsonl")], max_steps=6, batch_size=4,
+                      learning_rate=5e-2, lora_r=4, lora_alpha=8, logging_steps=2)
+    train(cfg, out_dir=tmp_path, quiet=True)
+    loaded = load_model(str(tmp_path))
+    assert not isinstance(loaded, PeftModel)
+    assert not any("lora" in name for name, _ in loaded.named_parameters())
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tmp_path).eval()
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    ids = tok.apply_chat_template([{"role": "user", "content": "What is 3 plus 3?"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        assert torch.allclose(loaded.eval()(**ids).logits, adapted(**ids).logits, atol=1e-4)
