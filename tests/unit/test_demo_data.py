@@ -271,6 +271,103 @@ def test_conceptual_questions_are_distinct_and_whole_ones_are_held_out(train, he
     assert sum(q in first_questions for q, _, _ in builder.CONCEPTS.values()) >= 80
 
 
+# --- training wordings --------------------------------------------------------------
+
+# sha256 of json.dumps([every user message, in file order]): the held-out questions are fixed,
+# so results on them stay comparable however the training wordings change.
+TEST_PROMPTS_SHA256 = "491b5ccf70659c344f400f43ce29493eeafcb74fb443f13ca968e6e1a411a8dc"
+VALIDATION_PROMPTS_SHA256 = "65d9466457cc080d2e5e7e7370adcecc7782fecbe139e1ad2d4800aafe561afa"
+
+
+def _prompts_sha(rows: list[dict]) -> str:
+    import hashlib
+    return hashlib.sha256(json.dumps([u for r in rows for u in users(r)]).encode()).hexdigest()
+
+
+def test_heldout_prompts_are_pinned(test_set, validation):
+    assert _prompts_sha(test_set) == TEST_PROMPTS_SHA256
+    assert _prompts_sha(validation) == VALIDATION_PROMPTS_SHA256
+    altered = [dict(test_set[0], messages=[dict(m, content=m["content"] + " ") for m in test_set[0]["messages"]])]
+    assert _prompts_sha(altered + test_set[1:]) != TEST_PROMPTS_SHA256
+
+
+def _wording(builder):
+    """A question reduced to its phrasing: opener dropped, numbers and slot words (compounding
+    frequency, goal, product, currency) masked, so only a different sentence counts as new."""
+    slots = {*builder.FREQS, *builder.FREQ_NOUN.values(), *builder.GOALS, *builder.PRODUCTS,
+             *(c for row in builder.CURRENCIES for c in row[:2])}
+    slot = re.compile(r"\b(" + "|".join(map(re.escape, sorted(slots, key=len, reverse=True))) + r")\b")
+    openers = sorted(filter(None, builder.OPENERS), key=len, reverse=True)
+
+    def wording(question: str) -> str:
+        for o in openers:
+            if question.startswith(o):
+                question = question[len(o):]
+                break
+        question = re.sub(r"\b(an?) <w>", "a <w>", slot.sub("<w>", question))
+        return builder.NUMBER.sub("<n>", question)
+    return wording
+
+
+def test_every_computed_kind_is_trained_in_many_wordings(builder, train_tools):
+    labelled, _, _ = builder.build_labelled()
+    assert [ex for _, ex in labelled] == train_tools          # the kinds belong to the shipped rows
+    wording = _wording(builder)
+    per_kind: dict[str, set[str]] = {}
+    for kind, ex in labelled:
+        per_kind.setdefault(kind, set()).add(wording(users(ex)[0]))
+    for kind in builder.KINDS:
+        assert len(per_kind[kind]) >= 12, (kind, sorted(per_kind[kind]))
+    # the reduction does merge questions that differ only in numbers, slot words or opener
+    assert wording("Hi! $1,000 at 5%, compounded monthly?") == wording("$2,500 at 4.5%, compounded quarterly?")
+
+
+AUTO_RATES = {3.9, 4.9, 5.5, 5.9, 6.5, 6.9, 7.4, 7.9, 8.9, 9.9}
+
+
+def _sub_case(kind: str, key: tuple) -> str:
+    """The sub-case of a computed example, read from its key (what demo_calculations reads)."""
+    if kind == "loan_payment":
+        return "mortgage" if key[2] >= 180 else "auto" if key[1] in AUTO_RATES else "personal"
+    if kind in ("apr_apy", "rule_of_72"):
+        return key[2]
+    if kind == "budget_50_30_20":
+        return key[1]
+    if kind == "currency_conversion":
+        return "fee" if key[4] else "no fee"
+    if kind == "percentage_tip_fee":
+        return key[1] if key[1] != "tip" else "tip alone" if key[3] == 1 else "tip split"
+    if kind == "inflation":
+        return key[3]
+    if kind == "emergency_fund":
+        return "months" if key[2] == "months" else "gap"
+    if kind == "break_even":
+        return "units" if isinstance(key[1], float) else "refinance"
+    if kind == "dividend_yield":
+        return {True: "quarterly", False: "annual"}[key[3]] if isinstance(key[3], bool) else "shares"
+    return ""
+
+
+def test_every_sub_case_and_follow_up_has_many_training_wordings(builder):
+    import random
+    wording = _wording(builder)
+    rng = random.Random(7)
+    firsts: dict[tuple[str, str], set[str]] = {}
+    follows: dict[str, set[str]] = {}
+    for kind, make in builder.KINDS.items():
+        for _ in range(2000):
+            key, question, _, follow = make(rng, "train", True)
+            firsts.setdefault((kind, _sub_case(kind, key)), set()).add(wording(question))
+            if follow:
+                follows.setdefault(kind, set()).add(wording(follow[0]))
+    assert len(firsts) == 30 and len(follows) == 8
+    for case, seen in {**firsts, **follows}.items():
+        assert len(seen) >= 12, (case, sorted(seen))
+    # held-out wordings stay the few fixed ones
+    held = {wording(builder.KINDS["compound_interest"](rng, "heldout", False)[1]) for _ in range(200)}
+    assert len(held) == 2
+
+
 # --- reproducibility --------------------------------------------------------------
 
 def test_files_are_exactly_what_the_script_generates(tmp_path):

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_calculations import expression, tool_result  # noqa: E402  (next to this script)
 
 SEED = 20261123
-TRAIN_PER_KIND = 18
+TRAIN_PER_KIND = 40
 VALIDATION_PER_KIND = 2
 TEST_PER_KIND = 4
 FOLLOWUP_EVERY = 4          # every 4th example of a kind with follow-ups is two-turn
@@ -99,6 +99,33 @@ def reply(answer: str, details: str) -> str:
     return f"Answer: {answer}\n\nDetails: {details}"
 
 
+# Training wordings are composed: a template (one of many per kind and sub-case), each
+# ``[a|b|c]`` group in it replaced by one alternative, and sometimes an opener in front, so the
+# model meets each kind in many phrasings and learns to recognise the kind, not a sentence.
+# Held-out wordings are fixed lists, drawn with a single ``rng.choice`` as they always were, so
+# adding training wordings never changes validation or test.
+ALTERNATIVES = re.compile(r"\[([^\[\]]*)\]")
+OPENERS = ["", "", "", "", "", "", "", "", "Quick question: ", "Hi! ", "Hello. ", "Can you help me with a money question? ",
+           "Help me with some numbers. ", "I need a quick calculation. ", "Hey! ", "Please help. "]
+
+
+def vary(rng: random.Random, template: str) -> str:
+    """The template with each ``[a|b|c]`` group replaced by one of its alternatives."""
+    return ALTERNATIVES.sub(lambda m: rng.choice(m[1].split("|")), template)
+
+
+def compose(rng: random.Random, template: str, opener: bool = True) -> str:
+    text = vary(rng, template)
+    return (rng.choice(OPENERS) + text) if opener else text
+
+
+def ask(rng: random.Random, split: str, train: list[str], heldout: list[str], opener: bool = True) -> str:
+    """A question template for ``split``: a held-out one exactly as listed, or a composed training one."""
+    if split != "train":
+        return rng.choice(heldout)
+    return compose(rng, rng.choice(train), opener)
+
+
 FREQS = {"monthly": 12, "quarterly": 4, "annually": 1}
 FREQ_NOUN = {"monthly": "monthly", "quarterly": "quarterly", "annually": "annual", "daily": "daily"}
 
@@ -120,17 +147,33 @@ def compound(rng, split, want_followup):
     n = rng.randint(2, 25)
     freq = rng.choice(list(FREQS))
     m = FREQS[freq]
-    t = rng.choice({
-        "train": [
-            "If I deposit {P} at {r} interest compounded {f} for {n} years, how much will I have?",
-            "How much will {P} grow to in {n} years at {r} a year, compounded {f}?",
-            "I have {P} in a savings account paying {r} compounded {f}. What's the balance after {n} years?",
-            "What is the future value of {P} invested for {n} years at an annual rate of {r} with {fn} compounding?",
-        ],
-        "heldout": [
-            "My deposit of {P} earns {r} with {fn} compounding. What will it be worth {n} years from now?",
-            "Calculate the ending balance: {P} principal, {r} annual interest, {fn} compounding, {n}-year horizon.",
-        ]}[split])
+    t = ask(rng, split, train=[
+        "If I [deposit|invest|put away|save] {P} at {r} [interest|a year|annual interest] compounded {f} for {n} years, "
+        "[how much will I have|what will I end up with|what's the final balance]?",
+        "How much will {P} grow to in {n} years at {r} a year, compounded {f}?",
+        "I have {P} in a [savings account|CD|high-yield account|money market account] paying {r} compounded {f}. "
+        "[What's the balance|How much will be in it|What will it hold] after {n} years?",
+        "What is the future value of {P} invested for {n} years at an annual rate of {r} with {fn} compounding?",
+        "{P} @ {r}, {n} yrs, compounded {f} -> [balance|final amount|total]?",
+        "[My grandma left me|I inherited|I got a bonus of|I just sold my car for] {P} and [I'm putting it|it's going] "
+        "into an account [earning|that pays] {r}, compounded {f}. What will it [be worth|have grown to] after {n} years?",
+        "[Principal|Starting amount|Initial deposit] {P}, rate {r} per year, [compounding|compounded] {f}, "
+        "[term|time] {n} years. [Final amount|Ending value|Balance at the end]?",
+        "Suppose I leave {P} [untouched|alone] for {n} years in an account that compounds {f} at {r}. "
+        "[How much will be there|What's the total]?",
+        "[Compound interest question|Compounding question]: {P} [at|earning] {r} for {n} years with interest added {f}. "
+        "[What's the ending balance|How much do I have at the end]?",
+        "[Can you work out|Please calculate|Figure out] the balance of a {P} deposit after {n} years at {r}, compounded {f}.",
+        "At {r} compounded {f}, what does a {P} [deposit|investment|nest egg] turn into over {n} years?",
+        "I'm [opening|starting] a [CD|savings account] with {P}. It pays {r} with {fn} compounding. "
+        "[What will I have|How much will it be worth] in {n} years?",
+        "{n} years, {r} [a year|annually], compounded {f}, {P} to start: [what's the result|how much at the end]?",
+        "If {P} earns {r} compounded {f}, [what's it worth|how much is it] after {n} years?",
+        "How much money will I have in {n} years if I invest {P} today at {r} with {fn} compounding?",
+    ], heldout=[
+        "My deposit of {P} earns {r} with {fn} compounding. What will it be worth {n} years from now?",
+        "Calculate the ending balance: {P} principal, {r} annual interest, {fn} compounding, {n}-year horizon.",
+    ])
     q = t.format(P=dollars(P), r=pct(r), f=freq, fn=FREQ_NOUN[freq], n=n)
 
     def explain(years):
@@ -144,9 +187,13 @@ def compound(rng, split, want_followup):
     follow = None
     if want_followup:
         n2 = n + rng.randint(3, 10)
-        fq = rng.choice({"train": ["And what if I leave it for {n2} years instead?",
-                                   "How about after {n2} years?"],
-                         "heldout": ["Suppose the money stays put for {n2} years. Then what?"]}[split])
+        fq = ask(rng, split, train=[
+            "And what if I leave it for {n2} years instead?", "How about after {n2} years?", "What about {n2} years?",
+            "And if I [wait|hold on] {n2} years?", "Same thing but for {n2} years?",
+            "What would it [be|grow to] after {n2} years?", "Now [try|do] {n2} years.", "[OK, and|And] over {n2} years?",
+            "If I kept it there {n2} years, how much then?", "Run it for {n2} years instead.",
+            "What's the balance at the {n2}-year mark?", "How much after {n2} years at the same rate?",
+        ], heldout=["Suppose the money stays put for {n2} years. Then what?"], opener=False)
         follow = (fq.format(n2=n2), explain(n2), (P, r, n2, m))
     return (P, r, n, m), q, explain(n), follow
 
@@ -156,17 +203,27 @@ def simple_interest(rng, split, want_followup):
     r = rng.choice([2, 3, 3.5, 4, 4.5, 5, 6, 7, 7.5, 8, 9, 10, 12])
     t = rng.randint(1, 10)
     t_s = plural(t, "year")
-    q = rng.choice({
-        "train": [
-            "How much simple interest does {P} earn at {r} per year over {t}?",
-            "I borrowed {P} from a relative at {r} simple interest for {t}. How much interest do I owe?",
-            "What's the simple interest on a {P} loan at {r} annually for {t}?",
-            "Calculate simple interest: principal {P}, rate {r} per year, time {t}.",
-        ],
-        "heldout": [
-            "A friend lends me {P} at {r} a year, simple interest, repaid after {t}. What do I pay back in total?",
-            "Over a period of {t}, what interest accrues on {P} with a {r} simple annual rate?",
-        ]}[split]).format(P=dollars(P), r=pct(r), t=t_s)
+    q = ask(rng, split, train=[
+        "How much simple interest does {P} earn at {r} per year over {t}?",
+        "I borrowed {P} from [a relative|a friend|my brother|my parents] at {r} simple interest for {t}. "
+        "How much interest do I owe?",
+        "What's the simple interest on a {P} loan at {r} annually for {t}?",
+        "Calculate simple interest: principal {P}, rate {r} per year, time {t}.",
+        "{P} at {r} [simple|simple interest], {t} -> [interest|how much interest]?",
+        "[A bond|A note|An IOU] for {P} pays {r} [flat|simple] interest a year. What does it pay [in total |]over {t}?",
+        "If interest doesn't compound, how much does {P} earn at {r} a year in {t}?",
+        "[My uncle|A coworker|My neighbor] owes me {P} plus {r} a year in [simple|non-compounding] interest for {t}. "
+        "How much interest is that?",
+        "What is the [flat|simple] interest on {P} for {t} at a rate of {r} [a year|per annum]?",
+        "Non-compounding interest: {P} borrowed at {r} per year for {t}. [Interest due|How much interest]?",
+        "I lent {P} [to a friend |]at {r} simple interest. After {t}, how much interest [have I earned|is owed to me]?",
+        "Simple interest, {r} [a year|annual rate], {P} principal, {t}: [what's the interest|what do I earn]?",
+        "[Using|With] simple interest, what does a {P} loan at {r} cost over {t}?",
+        "{t} of simple interest at {r} on {P}: how much is that?",
+    ], heldout=[
+        "A friend lends me {P} at {r} a year, simple interest, repaid after {t}. What do I pay back in total?",
+        "Over a period of {t}, what interest accrues on {P} with a {r} simple annual rate?",
+    ]).format(P=dollars(P), r=pct(r), t=t_s)
     interest = P * r / 100 * t
     ans = reply(
         f"The simple interest is {money(interest)}, so the total repaid is {money(P + interest)}.",
@@ -182,16 +239,26 @@ def loan_payment(rng, split, want_followup):
         rate = rng.choice([4.5, 4.75, 5, 5.25, 5.5, 5.75, 6, 6.25, 6.5, 6.75, 7, 7.25, 7.5])
         years = rng.choice([15, 20, 30])
         n = years * 12
-        t = rng.choice({
-            "train": [
-                "What's the monthly payment on a {P} mortgage at {r} for {y} years?",
-                "I'm buying a home with a {P} loan at {r} fixed over {y} years. How much will I pay each month?",
-                "Calculate the monthly mortgage payment: {P} borrowed, {r} interest, {y}-year term.",
-            ],
-            "heldout": [
-                "Monthly cost of a {y}-year fixed home loan for {P} at a {r} rate?",
-                "We're closing on a house with {P} financed at {r} for {y} years. What's the monthly principal and interest?",
-            ]}[split])
+        t = ask(rng, split, train=[
+            "What's the monthly payment on a {P} mortgage at {r} for {y} years?",
+            "I'm buying a [home|house|condo] with a {P} loan at {r} fixed over {y} years. How much will I pay each month?",
+            "Calculate the monthly mortgage payment: {P} borrowed, {r} interest, {y}-year term.",
+            "{P} mortgage, {r}, {y} years -> monthly payment?",
+            "If I [take out|get] a {y}-year mortgage for {P} at {r}, what's my monthly payment?",
+            "[Our bank|The lender|The bank] [offered|quoted] us {r} on a {P} mortgage [over|for] {y} years. "
+            "What [will the monthly payment be|would we pay monthly]?",
+            "Mortgage question: I need to borrow {P} for {y} years and the rate is {r}. "
+            "[Monthly payment|What's the payment each month]?",
+            "[Can you figure out|Please work out|What is] the monthly payment on a {P}, {y}-year fixed mortgage at {r}?",
+            "We're [looking at|thinking about] a house and would borrow {P} at {r} for {y} years. "
+            "What [would our monthly payment be|does that come to each month]?",
+            "At {r} over {y} years, what does a {P} mortgage cost [each month|monthly|per month]?",
+            "[Monthly mortgage payment for|Payment on] {P} at {r}, {y}-year term?",
+            "How much would I pay every month on a {P} [home loan|mortgage] with a {r} rate and a {y}-year term?",
+        ], heldout=[
+            "Monthly cost of a {y}-year fixed home loan for {P} at a {r} rate?",
+            "We're closing on a house with {P} financed at {r} for {y} years. What's the monthly principal and interest?",
+        ])
     else:
         if sub == "auto":
             P = rng.randrange(12000, 45001, 500)
@@ -201,21 +268,43 @@ def loan_payment(rng, split, want_followup):
             rate = rng.choice([7.5, 8.99, 9.5, 10.99, 11.5, 12.99, 14.5, 15.99, 17.5])
         n = rng.choice([24, 36, 48, 60, 72] if sub == "auto" else [24, 36, 48, 60])
         years = None
-        t = rng.choice({
-            ("train", "auto"): [
+        t = ask(rng, split, train={
+            "auto": [
                 "How much is the monthly payment on a {P} car loan at {r} APR for {m} months?",
                 "If I finance {P} for a car over {m} months at {r}, what's my payment?",
+                "{P} auto loan, {r} APR, {m} months -> monthly payment?",
+                "[The dealer|The dealership|My credit union] [offered|quoted] me {r} on a {P} car loan for {m} months. "
+                "What's the monthly payment?",
+                "I'm buying a [used|new] [car|truck|SUV] and [borrowing|financing] {P} at {r} over {m} months. "
+                "How much per month?",
+                "What's the payment each month on a {m}-month auto loan of {P} at {r}?",
+                "Car loan: {P} at {r} for {m} months. [Monthly payment|What will I pay each month]?",
+                "How much will I pay [monthly|every month] for a {P} vehicle loan at {r} APR over {m} months?",
+                "[Please calculate|Work out|Calculate] my car payment: {P} financed, {r} interest, {m}-month term.",
+                "At {r} APR for {m} months, what does a {P} car loan cost per month?",
+                "My new [car|ride] costs {P} after the trade-in, financed at {r} for {m} months. "
+                "[What's the payment|How much a month]?",
+                "Monthly payment for an auto loan of {P}, {m} months, {r}?",
             ],
-            ("train", "personal"): [
+            "personal": [
                 "I want a {P} personal loan at {r} for {m} months. What would the monthly payment be?",
                 "What does a {m}-month personal loan of {P} at {r} APR cost per month?",
-            ],
-            ("heldout", "auto"): [
-                "My lender approved {P} at {r} over {m} months for a used car. What will each installment be?",
-            ],
-            ("heldout", "personal"): [
-                "Borrowing {P} unsecured at {r}, paid back across {m} months: size of each installment?",
-            ]}[(split, sub)])
+                "{P} personal loan @ {r}, {m} months -> payment?",
+                "I'm [consolidating debt|paying for a wedding|covering medical bills|redoing my kitchen] with a {P} "
+                "personal loan at {r} over {m} months. What's the monthly payment?",
+                "The bank approved [me for |]a {P} personal loan at {r} for {m} months. How much is each monthly payment?",
+                "How much per month to repay a {P} personal loan at {r} over {m} months?",
+                "Personal loan: {P} borrowed, {r} APR, {m}-month term. [Monthly payment|Payment per month]?",
+                "[Calculate|Work out|Figure out] the monthly payment on a {P} [personal|signature] loan, {r} interest, "
+                "{m} months.",
+                "If I borrow {P} as a personal loan at {r} and repay it over {m} months, what's my payment?",
+                "What's the monthly cost of a {P} loan from [an online lender|my bank|a credit union] at {r} for {m} months?",
+                "At {r} for {m} months, how much is a {P} personal loan each month?",
+                "[A lender|An online lender] offers me {P} at {r} APR, {m} monthly payments. What's each payment?",
+            ]}[sub], heldout={
+            "auto": ["My lender approved {P} at {r} over {m} months for a used car. What will each installment be?"],
+            "personal": ["Borrowing {P} unsecured at {r}, paid back across {m} months: size of each installment?"],
+        }[sub])
     q = t.format(P=dollars(P), r=pct(rate), y=years, m=n)
 
     def explain(n_pay):
@@ -232,10 +321,13 @@ def loan_payment(rng, split, want_followup):
     follow = None
     if want_followup and sub == "mortgage":
         y2 = rng.choice([y for y in (15, 20, 30) if y != years])
-        fq = rng.choice({"train": ["What would it be on a {y2}-year term at the same rate?",
-                                   "And if I took a {y2}-year loan instead?"],
-                         "heldout": ["Stretch or shrink that to {y2} years at the identical rate: new figure?"]
-                         }[split])
+        fq = ask(rng, split, train=[
+            "What would it be on a {y2}-year term at the same rate?", "And if I took a {y2}-year loan instead?",
+            "What about a {y2}-year term?", "How does a {y2}-year mortgage compare?", "And with {y2} years?",
+            "Same loan over {y2} years?", "What if we chose {y2} years instead?", "[OK, now|Now] a {y2}-year term?",
+            "What's the payment on a {y2}-year version?", "Could you redo it for {y2} years?",
+            "How much each month if the term is {y2} years?", "If I switch to {y2} years, what's the payment?",
+        ], heldout=["Stretch or shrink that to {y2} years at the identical rate: new figure?"], opener=False)
         follow = (fq.format(y2=y2), explain(y2 * 12), (P, rate, y2 * 12))
     return (P, rate, n), q, explain(n), follow
 
@@ -246,16 +338,32 @@ def apr_apy(rng, split, want_followup):
     if rng.random() < 0.7:
         saver_rates = [1.5, 2, 2.75, 3.5, 4, 4.25, 4.5, 4.75, 5, 5.25, 6]
         card_rates = [12, 15.99, 18, 19.99, 22.99, 24, 26.99]
+        both = saver_rates + card_rates
         t, pool = rng.choice({
             "train": [
-                ("Convert {r} APR compounded {f} to APY.", saver_rates + card_rates),
+                ("Convert {r} APR compounded {f} to APY.", both),
                 ("What is the APY on a savings account with a {r} interest rate compounded {f}?", saver_rates),
                 ("My card charges {r} APR, compounded {f}. What's the effective annual rate?", card_rates),
+                ("{r} APR, compounded {f} -> APY?", both),
+                ("[My bank|The credit union|An online bank] pays {r} [interest|APR] compounded {f} on savings. "
+                 "What APY is that?", saver_rates),
+                ("What's the annual percentage yield of a {r} rate with {fn} compounding?", both),
+                ("If a [CD|savings account|money market account] pays {r} compounded {f}, what is its APY?", saver_rates),
+                ("How much does {r} [APR |]compounded {f} really earn in a year, as an APY?", saver_rates),
+                ("[Turn|Change] a nominal {r} with {fn} compounding into an APY.", both),
+                ("My credit card's APR is {r}, [compounded|charged] {f}. What's the [true|effective] yearly cost "
+                 "as an APY?", card_rates),
+                ("A store card [charges|has] {r} APR with {fn} compounding. What's the effective annual rate "
+                 "[I pay|on a balance]?", card_rates),
+                ("[APR to APY|Rate conversion]: {r}, compounded {f}. [Result|What's the APY]?", both),
+                ("What APY do I get from {r} [interest |]compounded {f}?", both),
             ],
             "heldout": [
                 ("A bank quotes {r} with {fn} compounding. What annual yield does that actually produce?", saver_rates),
                 ("What effective yearly rate corresponds to a nominal {r} compounded {f}?", saver_rates + card_rates),
             ]}[split])
+        if split == "train":
+            t = compose(rng, t)
         r = rng.choice(pool)
         q = t.format(r=pct(r), f=freq, fn=FREQ_NOUN[freq])
         apy = ((1 + r / 100 / m) ** m - 1) * 100
@@ -265,14 +373,23 @@ def apr_apy(rng, split, want_followup):
             f"APY is higher than APR because interest earns interest during the year.")
         return (r, m, "apy"), q, ans, None
     y = rng.choice([3, 3.5, 4, 4.5, 5, 5.5, 6, 7, 8])
-    q = rng.choice({
-        "train": [
-            "What nominal APR, compounded {f}, gives an APY of {y}?",
-            "Which APR with {fn} compounding works out to a {y} APY?",
-        ],
-        "heldout": [
-            "To earn an effective {y} per year with {fn} compounding, what stated annual rate is needed?",
-        ]}[split]).format(y=pct(y), f=freq, fn=FREQ_NOUN[freq])
+    q = ask(rng, split, train=[
+        "What nominal APR, compounded {f}, gives an APY of {y}?",
+        "Which APR with {fn} compounding works out to a {y} APY?",
+        "APY {y}, compounded {f} -> APR?",
+        "I want a {y} APY. What APR [do I need|does that take] if interest compounds {f}?",
+        "Convert a {y} APY to the APR with {fn} compounding.",
+        "[A bank advertises|The account shows|My CD lists] a {y} APY with {fn} compounding. "
+        "What's the [underlying|nominal] APR?",
+        "If the APY is {y} and interest is compounded {f}, what is the APR?",
+        "What interest rate compounded {f} [produces|gives me] an annual percentage yield of {y}?",
+        "[Back out|Work out|Find] the APR from a {y} APY, compounded {f}.",
+        "APY to APR: {y} APY, {fn} compounding. [What's the APR|APR]?",
+        "How high does the APR have to be, compounded {f}, for an APY of {y}?",
+        "Going from APY to APR: {y} with {fn} compounding equals what APR?",
+    ], heldout=[
+        "To earn an effective {y} per year with {fn} compounding, what stated annual rate is needed?",
+    ]).format(y=pct(y), f=freq, fn=FREQ_NOUN[freq])
     apr = m * ((1 + y / 100) ** (1 / m) - 1) * 100
     ans = reply(
         f"An APY of {pct(y)} with {FREQ_NOUN[freq]} compounding corresponds to an APR of {apr:.2f}%.",
@@ -290,18 +407,29 @@ def savings_goal(rng, split, want_followup):
     S = rng.randrange(100, int(T * 0.6), 50)
     months = rng.randint(6, 48)
     goal = rng.choice(GOALS)
-    a_goal = ("an " if goal[0] in "aeiou" else "a ") + goal
-    q = rng.choice({
-        "train": [
-            "I want to save {T} for {ag} in {m} months. I have {S} saved. How much per month?",
-            "How much do I need to set aside monthly to reach {T} in {m} months if I'm starting with {S}?",
-            "My goal is {T} for {ag} by {m} months from now, starting from {S}. What monthly amount gets me there?",
-            "I've saved {S} toward a {T} {g}. I have {m} months left. What should I save each month?",
-        ],
-        "heldout": [
-            "Starting from {S}, what monthly deposit builds a {T} {g} fund within {m} months?",
-            "{m} months to go, {S} already put away, {T} needed for the {g}: what's the monthly target?",
-        ]}[split]).format(T=dollars(T), S=dollars(S), m=months, g=goal, ag=a_goal)
+    a_goal = goal if goal.endswith("s") else ("an " if goal[0] in "aeiou" else "a ") + goal  # "moving costs"
+    q = ask(rng, split, train=[
+        "I want to save {T} for {ag} in {m} months. I have {S} saved. How much per month?",
+        "How much do I need to set aside monthly to reach {T} in {m} months if I'm starting with {S}?",
+        "My goal is {T} for {ag} by {m} months from now, starting from {S}. What monthly amount gets me there?",
+        "I've saved {S} toward a {T} {g}. I have {m} months left. What should I save each month?",
+        "Goal: {T} for {ag} in {m} months. Saved so far: {S}. [Monthly amount|How much a month]?",
+        "{T} {g} goal, {S} saved, {m} months -> per month?",
+        "I'm saving up for {ag}. It costs {T}, I've got {S}, and I [want it|need it] in {m} months. "
+        "How much should I put aside each month?",
+        "[We|My partner and I] need {T} for {ag} in {m} months and have {S} so far. "
+        "What do we [need to save|have to save] per month?",
+        "How much per month must I save to [go from|turn] {S} [to|into] {T} over {m} months?",
+        "If I already have {S} and need {T} [for {ag} |]in {m} months, what's my monthly savings target?",
+        "[Help me plan|Plan] my savings: {T} target, {S} in the bank, {m} months. "
+        "[Monthly contribution?|What do I save each month?]",
+        "With {S} already saved, how much do I save each month to have {T} [for {ag} |]in {m} months?",
+        "[My|Our] {g} [budget is|needs] {T}. [I've|We've] saved {S} and have {m} months. [Monthly savings needed?|How much each month?]",
+        "What monthly savings get me from {S} to {T} in {m} months?",
+    ], heldout=[
+        "Starting from {S}, what monthly deposit builds a {T} {g} fund within {m} months?",
+        "{m} months to go, {S} already put away, {T} needed for the {g}: what's the monthly target?",
+    ]).format(T=dollars(T), S=dollars(S), m=months, g=goal, ag=a_goal)
 
     def explain(mo):
         need = T - S
@@ -315,9 +443,13 @@ def savings_goal(rng, split, want_followup):
     follow = None
     if want_followup:
         m2 = months + rng.choice([6, 12, 18, 24])
-        fq = rng.choice({"train": ["What if I give myself {m2} months instead?",
-                                   "And over {m2} months?"],
-                         "heldout": ["Push the deadline out to {m2} months: how does the figure change?"]}[split])
+        fq = ask(rng, split, train=[
+            "What if I give myself {m2} months instead?", "And over {m2} months?", "What about {m2} months?",
+            "And if the deadline is {m2} months?", "How much per month over {m2} months instead?",
+            "What if I [stretch|extend] it to {m2} months?", "Same goal, {m2} months?", "And with {m2} months to save?",
+            "If I wait {m2} months, what's the monthly amount?", "Redo it for {m2} months.",
+            "What would I save monthly across {m2} months?", "And spread over {m2} months?",
+        ], heldout=["Push the deadline out to {m2} months: how does the figure change?"], opener=False)
         follow = (fq.format(m2=m2), explain(m2), (T, S, m2))
     return (T, S, months), q, explain(months), follow
 
@@ -330,15 +462,56 @@ def budget_503020(rng, split, want_followup):
         ("train", "all"): [
             "Using the 50/30/20 rule, how should I split {I} of monthly take-home pay?",
             "My take-home pay is {I} a month. How much goes to needs, wants and savings under 50/30/20?",
+            "{I} [take-home|net pay] a month -> 50/30/20 split?",
+            "How does the 50/30/20 rule divide a {I} monthly [paycheck|income] after taxes?",
+            "I [bring in|take home|clear] {I} a month after tax. [Using|With] 50/30/20, what goes to needs, wants "
+            "and savings?",
+            "Apply the 50/30/20 budget to {I} of [monthly |]net income.",
+            "[Split|Divide] my {I} monthly take-home [pay |]using 50/30/20, please.",
+            "What are the needs, wants and savings amounts for {I} a month under the 50/30/20 rule?",
+            "[Budget help|Budgeting question]: after taxes I get {I} monthly. What's the 50/30/20 split?",
+            "If my net pay is {I} per month, how much [goes|should go] to each part of a 50/30/20 budget?",
+            "[My new job pays|I just started a job that pays|My paycheck comes to] {I} a month after taxes. "
+            "How should I split it with 50/30/20?",
+            "50/30/20 on {I} per month: [needs, wants, savings?|what are the three amounts?]",
         ],
-        ("train", "savings"): ["How much should I save each month on a {I} net income if I follow 50/30/20?"],
-        ("train", "wants"): ["Under the 50/30/20 budget, what's my wants budget if I take home {I} monthly?"],
+        ("train", "savings"): [
+            "How much should I save each month on a {I} net income if I follow 50/30/20?",
+            "Under 50/30/20, what's my monthly savings amount on {I} take-home pay?",
+            "{I} net monthly, 50/30/20 -> savings [amount|portion]?",
+            "I take home {I} a month. How much goes to savings with the 50/30/20 rule?",
+            "[Following|Using] the 50/30/20 rule with {I} a month after tax, how much should I [put into savings|save]?",
+            "My net pay is {I} monthly. What's the savings part of a 50/30/20 budget?",
+            "How much of a {I} monthly paycheck [goes to|belongs in] savings under 50/30/20?",
+            "With 50/30/20 budgeting, what should someone with {I} [of net monthly income|take-home a month] save "
+            "each month?",
+            "[Savings target|Monthly savings] on a 50/30/20 budget if I [earn|clear] {I} a month after taxes?",
+            "I clear {I} per month. By 50/30/20, what's my savings [share|amount]?",
+            "If I budget {I} a month with 50/30/20, how much is the savings category?",
+            "What do I [save|set aside] monthly on {I} take-home if I use the 50/30/20 rule?",
+        ],
+        ("train", "wants"): [
+            "Under the 50/30/20 budget, what's my wants budget if I take home {I} monthly?",
+            "How much can I spend on wants with {I} a month after taxes under 50/30/20?",
+            "{I} take-home a month, 50/30/20 -> wants [budget|amount]?",
+            "What's the wants [share|category] of a 50/30/20 budget on {I} of monthly net pay?",
+            "[Using|Following] 50/30/20, how much of my {I} monthly paycheck is for [fun and extras|wants|dining out "
+            "and hobbies]?",
+            "My take-home pay is {I} monthly. What's the wants part under 50/30/20?",
+            "How much is my wants spending under 50/30/20 if my after-tax income is {I} a month?",
+            "What's my monthly budget for wants on {I} take-home with the 50/30/20 rule?",
+            "With a {I} monthly net income, what does 50/30/20 give me for wants?",
+            "[Wants budget|Discretionary budget] under 50/30/20 for {I} a month after tax?",
+            "If I take home {I} each month, how much should wants get in a 50/30/20 plan?",
+            "I earn {I} a month after taxes. What's my limit for wants with 50/30/20?",
+        ],
         ("heldout", "all"): ["I net {I} per month after taxes. Break that into the 50/30/20 buckets for me.",
                              "Show me a fifty-thirty-twenty breakdown of a {I} monthly paycheck after tax."],
         ("heldout", "savings"): ["What does the 20% savings slice come to for someone bringing home {I} monthly?"],
         ("heldout", "wants"): ["Bringing home {I} monthly, what's my fun-money allowance by the 50/30/20 guideline?"],
     }
-    q = rng.choice(templates[(split, ask)]).format(I=dollars(inc))
+    q = rng.choice(templates[(split, ask)])
+    q = (compose(rng, q) if split == "train" else q).format(I=dollars(inc))
     if ask == "all":
         a = (f"On {dollars(inc)} a month, put {money(needs)} toward needs, {money(wants)} toward wants "
              f"and {money(save)} toward savings.")
@@ -352,8 +525,13 @@ def budget_503020(rng, split, want_followup):
     follow = None
     if want_followup:
         if split == "train":
-            fq = rng.choice(["How much is the savings part over a full year?",
-                             "What does the savings share add up to in a year?"])
+            fq = compose(rng, rng.choice([
+                "How much is the savings part over a full year?", "What does the savings share add up to in a year?",
+                "And the savings for the whole year?", "What's the yearly total for savings?",
+                "How much would I save in 12 months?", "What does that savings amount come to [per year|annually]?",
+                "Over a year, how much goes to savings?", "And over twelve months, how much is saved?",
+                "How much is that savings portion for a full year?", "Yearly savings total?",
+                "If I keep it up for a year, how much is saved?", "What's the annual savings figure?"]), opener=False)
         else:
             fq = "Annualise the savings bucket for me."
         follow = (fq, reply(
@@ -379,24 +557,45 @@ def currency(rng, split, want_followup):
     fee = rng.choice([0, 0, 1, 2, 3])
     R = num(rate, dec)
     if fee == 0:
-        t = rng.choice({
-            "train": [
-                "How many {to} do I get for {A} {frm} at an exchange rate of 1 {frm} = {R} {to}?",
-                "Convert {A} {frm} to {to} at a rate of {R}.",
-                "The rate today is 1 {frm} = {R} {to}. What is {A} {frm} worth in {to}?",
-            ],
-            "heldout": ["At one {frm} to {R} {to}, what does {A} {frm} come to?",
-                        "Turning {A} {frm} into {to} when one {frm} buys {R} {to}: how much is that?"]}[split])
+        t = ask(rng, split, train=[
+            "How many {to} do I get for {A} {frm} at an exchange rate of 1 {frm} = {R} {to}?",
+            "Convert {A} {frm} to {to} at a rate of {R}.",
+            "The rate today is 1 {frm} = {R} {to}. What is {A} {frm} worth in {to}?",
+            "{A} {frm} to {to} at {R}?",
+            "I'm traveling and need to change {A} {frm} into {to}. The rate is {R} {to} per {frm}. How much will I get?",
+            "If 1 {frm} is worth {R} {to}, how much is {A} {frm} in {to}?",
+            "[Exchange|Conversion] question: {A} {frm}, rate 1 {frm} = {R} {to}. How many {to}?",
+            "How much {to} is {A} {frm} when the rate is {R}?",
+            "[My bank|The app|The news] says 1 {frm} = {R} {to}. What would {A} {frm} [be|convert to]?",
+            "I'm sending {A} {frm} to [family|a friend|a supplier] abroad at {R} {to} per {frm}. How much {to} is that?",
+            "What's {A} {frm} in {to} at an exchange rate of {R}?",
+            "[Please convert|Convert] {A} {frm} [into|to] {to}; the rate is {R} {to} for each {frm}.",
+            "With the {frm}/{to} rate at {R}, what is {A} {frm} worth?",
+            "[Before my trip|For my vacation] I want to [swap|exchange] {A} {frm} for {to} at {R}. How many {to} is that?",
+        ], heldout=["At one {frm} to {R} {to}, what does {A} {frm} come to?",
+                    "Turning {A} {frm} into {to} when one {frm} buys {R} {to}: how much is that?"])
     else:
-        t = rng.choice({
-            "train": [
-                "I'm exchanging {A} {frm} to {to} at 1 {frm} = {R} {to}, and the exchange charges a {fee}% fee. "
-                "How much {to} will I receive?",
-            ],
-            "heldout": ["A kiosk offers {R} {to} per {frm} minus a {fee}% commission. "
-                        "What do I walk away with for {A} {frm}?",
-                        "The airport booth swaps {frm} for {to} at {R}, then keeps {fee}% as commission. "
-                        "Net proceeds on {A} {frm}?"]}[split])
+        t = ask(rng, split, train=[
+            "I'm exchanging {A} {frm} to {to} at 1 {frm} = {R} {to}, and the exchange charges a {fee}% fee. "
+            "How much {to} will I receive?",
+            "{A} {frm} -> {to} at {R}, minus a {fee}% fee. How much do I get?",
+            "The bank converts {frm} to {to} at {R} and takes a {fee}% fee. What do I receive for {A} {frm}?",
+            "If I change {A} {frm} into {to} at a rate of {R} with a {fee}% [fee|charge|service fee], "
+            "how many {to} do I end up with?",
+            "[An exchange office|A currency exchange|My bank] [gives|quotes] {R} {to} per {frm} but [charges|deducts] "
+            "{fee}%. What's left from {A} {frm}?",
+            "Converting {A} {frm} to {to}: rate {R}, fee {fee}%. [Amount received|How much {to} after the fee]?",
+            "How much {to} do I get for {A} {frm} at {R} after a {fee}% conversion fee?",
+            "I need {to} for a trip. Exchanging {A} {frm} at {R} costs a {fee}% fee. What will I [receive|get in hand]?",
+            "What's the net amount in {to} when I convert {A} {frm} at 1 {frm} = {R} {to} and pay {fee}%?",
+            "[My card|The money transfer service] uses a rate of {R} {to} per {frm} and takes a {fee}% cut. "
+            "How much {to} does {A} {frm} become?",
+            "After a {fee}% fee, what do {A} {frm} convert to in {to} at a rate of {R}?",
+            "Changing {A} {frm} to {to} at {R} with {fee}% taken off as a fee: how many {to}?",
+        ], heldout=["A kiosk offers {R} {to} per {frm} minus a {fee}% commission. "
+                    "What do I walk away with for {A} {frm}?",
+                    "The airport booth swaps {frm} for {to} at {R}, then keeps {fee}% as commission. "
+                    "Net proceeds on {A} {frm}?"])
     q = t.format(A=f"{amt:,}", frm=frm, to=to, R=R, fee=fee)
 
     def explain(a):
@@ -416,9 +615,13 @@ def currency(rng, split, want_followup):
     follow = None
     if want_followup:
         a2 = rng.randrange(100, 5001, 25)
-        fq = rng.choice({"train": ["And how much would {a2} {frm} get me?",
-                                   "What about {a2} {frm} at the same terms?"],
-                         "heldout": ["Same deal, but I bring {a2} {frm} instead. Result?"]}[split])
+        fq = ask(rng, split, train=[
+            "And how much would {a2} {frm} get me?", "What about {a2} {frm} at the same terms?",
+            "What about {a2} {frm}?", "And for {a2} {frm}?", "How many would {a2} {frm} be?",
+            "Same rate, {a2} {frm}?", "If I change {a2} {frm} instead?", "And {a2} {frm} on the same terms?",
+            "Could you do {a2} {frm} too?", "What would {a2} {frm} give me?", "How much for {a2} {frm}?",
+            "Now {a2} {frm}, please.",
+        ], heldout=["Same deal, but I bring {a2} {frm} instead. Result?"], opener=False)
         follow = (fq.format(a2=f"{a2:,}", frm=frm), explain(a2), (a2, frm, to, rate, fee))
     return (amt, frm, to, rate, fee), q, explain(amt), follow
 
@@ -433,14 +636,38 @@ def percentage(rng, split, want_followup):
         p = rng.choice([15, 18, 20, 22, 25])
         k = rng.choice([1, 1, 2, 3, 4, 5, 6])
         if k == 1:
-            t = rng.choice({"train": ["What's a {p}% tip on a {B} restaurant bill?",
-                                      "How much should I leave for a {p}% tip on {B}, and what's the total?"],
-                            "heldout": ["Adding {p}% gratuity to a {B} check, what's the final amount?"]}[split])
+            t = ask(rng, split, train=[
+                "What's a {p}% tip on a {B} restaurant bill?",
+                "How much should I leave for a {p}% tip on {B}, and what's the total?",
+                "{p}% tip on {B}?",
+                "[Our|My] [lunch|dinner|brunch] bill is {B}. [How much is|What's] a {p}% tip, and what's the total?",
+                "I want to leave {p}% on a {B} [tab|bill|check]. How much is the tip?",
+                "How much do I tip at {p}% on a {B} meal?",
+                "What's the total with a {p}% tip on {B}?",
+                "The [bill|check] [came to|is] {B}. If I tip {p}%, how much is that?",
+                "[Calculate|Work out] a {p}% tip for a {B} [restaurant|takeout|delivery] order.",
+                "[At the barber|At the salon|For the taxi ride], it's {B}. What's {p}% on top?",
+                "{B} [meal|check], tipping {p}%: tip amount and total?",
+                "Tipping {p}% on {B}, what do I leave?",
+                "What should a {p}% tip be on a {B} [bill|check]?",
+            ], heldout=["Adding {p}% gratuity to a {B} check, what's the final amount?"])
         else:
-            t = rng.choice({"train": ["Our dinner came to {B}. If we tip {p}% and split it {k} ways, "
-                                      "how much does each person pay?"],
-                            "heldout": ["Split {B} plus a {p}% gratuity evenly among {k} friends: "
-                                        "what's each share?"]}[split])
+            t = ask(rng, split, train=[
+                "Our dinner came to {B}. If we tip {p}% and split it {k} ways, how much does each person pay?",
+                "{B} bill, {p}% tip, split {k} ways -> each?",
+                "[We're|There are] {k} of us and the bill is {B}. With a {p}% tip, what does each person owe?",
+                "How much does each of {k} people pay on a {B} bill with a {p}% tip?",
+                "[Dinner|Lunch|Drinks] for {k} came to {B}. Add a {p}% tip and split it evenly. Per person?",
+                "If {k} [coworkers|roommates|of us] share a {B} check and tip {p}%, how much does each pay?",
+                "The check is {B}. We tip {p}% and divide by {k}. How much each?",
+                "[Splitting|Dividing] a {B} restaurant bill {k} ways with a {p}% tip: what's my part?",
+                "What does each person pay if {k} of us split {B} plus a {p}% tip?",
+                "Our group of {k} owes {B} before the tip. At {p}%, what's the per-person cost?",
+                "[Calculate|Work out] each person's part: {B} bill, {p}% tip, {k} people.",
+                "We ordered [pizza|takeout|catering] for {B} and [want to|will] tip {p}%. Split {k} ways, "
+                "how much is that each?",
+                "{k} people, a {B} tab and a {p}% tip. What does everyone chip in?",
+            ], heldout=["Split {B} plus a {p}% gratuity evenly among {k} friends: what's each share?"])
         q = t.format(B=money(bill), p=p, k=k)
 
         def explain(pp):
@@ -456,22 +683,36 @@ def percentage(rng, split, want_followup):
         follow = None
         if want_followup:
             p2 = rng.choice([x for x in (15, 18, 20, 22, 25) if x != p])
-            fq = rng.choice({"train": ["What if we tipped {p2}% instead?"],
-                             "heldout": ["Run it again with a {p2}% gratuity."]}[split])
+            fq = ask(rng, split, train=[
+                "What if we tipped {p2}% instead?", "And at {p2}%?", "How about a {p2}% tip?",
+                "What would {p2}% come to?", "Redo that with {p2}%.", "If the tip is {p2}%, then what?",
+                "Same bill, {p2}% tip?", "And with a {p2}% tip?", "Make it {p2}% instead.", "What changes at {p2}%?",
+                "Try {p2}% for the tip.", "Let's say {p2}% instead. New numbers?",
+            ], heldout=["Run it again with a {p2}% gratuity."], opener=False)
             follow = (fq.format(p2=p2), explain(p2), (bill, "tip", p2, k))
         return (bill, "tip", p, k), q, explain(p), follow
     if sub == "fee":
         amt = rng.randrange(60, 5001, 5)
         p = rng.choice([1.5, 2, 2.5, 2.9, 3, 3.5])
-        q = rng.choice({
-            "train": [
-                "My landlord charges a {p} fee to pay rent of {A} by card. How much is the fee and the total?",
-                "A {p} foreign transaction fee applies to a {A} purchase. What does it add?",
-                "Paying a {A} bill online has a {p} convenience fee. What do I pay in total?",
-            ],
-            "heldout": ["Settling a {A} tuition invoice by card adds a {p} processing surcharge. How big is it?",
-                        "There's a {p} surcharge when I cover my {A} insurance bill with plastic. Extra cost?"]
-        }[split]).format(p=pct(p), A=dollars(amt))
+        q = ask(rng, split, train=[
+            "My landlord charges a {p} fee to pay rent of {A} by card. How much is the fee and the total?",
+            "A {p} foreign transaction fee applies to a {A} purchase. What does it add?",
+            "Paying a {A} bill online has a {p} convenience fee. What do I pay in total?",
+            "{p} fee on a {A} [payment|charge] -> fee and total?",
+            "My [utility company|gym|phone carrier|school] adds a {p} [card fee|convenience fee|processing fee] to a {A} "
+            "bill. What's the fee and the total?",
+            "How much is a {p} fee on {A}?",
+            "If I pay {A} by credit card with a {p} card fee, what's the total?",
+            "[Paying|Sending] {A} through [an app|a payment service] costs {p}. How much is the fee?",
+            "What's the total cost of a {A} purchase with a {p} [fee|transaction fee]?",
+            "A {A} [invoice|bill] [carries|has] a {p} [card|payment] fee. What do I pay altogether?",
+            "[The city|My county] charges {p} to pay a {A} property tax bill [online|by card]. How much is the fee?",
+            "Calculate a {p} fee on {A} and the total.",
+            "What does a {p} card fee add to {A} of [rent|daycare costs|car repairs]?",
+            "I'm charged {p} on a {A} [payment|transfer]. Fee and total, please.",
+        ], heldout=["Settling a {A} tuition invoice by card adds a {p} processing surcharge. How big is it?",
+                    "There's a {p} surcharge when I cover my {A} insurance bill with plastic. Extra cost?"]
+        ).format(p=pct(p), A=dollars(amt))
         fee = cents(amt * p / 100)
         ans = reply(f"The {pct(p)} fee on {dollars(amt)} is {money(fee)}, so you pay {money(amt + fee)} in total.",
                     f"Fee = {dollars(amt)} * {num(p / 100)} = {money(fee)}. "
@@ -482,14 +723,24 @@ def percentage(rng, split, want_followup):
     new = int(old * rng.uniform(0.7, 1.45)) // 5 * 5
     if new == old:
         new += 25
-    q = rng.choice({
-        "train": [
-            "My investment went from {O} to {N}. What's the percentage change?",
-            "If my rent changed from {O} to {N}, by what percent did it change?",
-        ],
-        "heldout": ["My portfolio moved from {O} to {N} this year. What is that as a percent?",
-                    "Net worth last January: {O}. This January: {N}. Express the move in percent."]
-    }[split]).format(O=dollars(old), N=dollars(new))
+    q = ask(rng, split, train=[
+        "My investment went from {O} to {N}. What's the percentage change?",
+        "If my rent changed from {O} to {N}, by what percent did it change?",
+        "{O} -> {N}: percent change?",
+        "[My salary|My rent|My electric bill|My car insurance] went from {O} to {N}. What's the percent change?",
+        "What is the percentage [increase or decrease|change] from {O} to {N}?",
+        "[My savings account|My 401(k) balance|Our home's value] was {O} and is now {N}. By what percent did it change?",
+        "By how much, in percent, did a {O} [stock position|fund holding] change if it's now {N}?",
+        "Calculate the percent change: old value {O}, new value {N}.",
+        "Something I own was worth {O} and is now worth {N}. What percentage change is that?",
+        "[If|When] a price moves from {O} to {N}, what's the change in percent?",
+        "Percent change from {O} to {N}?",
+        "My [monthly grocery spend|monthly budget|car payment] changed from {O} to {N}. How big is that in percent?",
+        "Last year {O}, this year {N}. What's the percentage change?",
+        "What percent did my [account|savings] [grow or shrink|change] going from {O} to {N}?",
+    ], heldout=["My portfolio moved from {O} to {N} this year. What is that as a percent?",
+                "Net worth last January: {O}. This January: {N}. Express the move in percent."]
+    ).format(O=dollars(old), N=dollars(new))
     chg = (new - old) / old * 100
     word = "increase" if chg > 0 else "decrease"
     ans = reply(f"That is an {word} of {abs(chg):.2f}%.",
@@ -504,29 +755,47 @@ def inflation(rng, split, want_followup):
     g = 1 + i / 100
     if rng.random() < 0.5:
         C = rng.choice([rng.randrange(50, 1001, 5), rng.randrange(1000, 60001, 500)])
-        q = rng.choice({
-            "train": [
-                "If inflation averages {i} a year, how much will a {C} expense cost in {n} years?",
-                "What will {C} of groceries cost in {n} years with {i} annual inflation?",
-                "Something costs {C} today. With {i} inflation each year, what will it cost after {n} years?",
-            ],
-            "heldout": ["Prices climb {i} every year. A {C} item today costs what {n} years from now?",
-                        "With {i} annual price growth, what will a {C} purchase run {n} years down the road?"]
-        }[split]).format(i=pct(i), C=dollars(C), n=n)
+        q = ask(rng, split, train=[
+            "If inflation averages {i} a year, how much will a {C} expense cost in {n} years?",
+            "What will {C} of groceries cost in {n} years with {i} annual inflation?",
+            "Something costs {C} today. With {i} inflation each year, what will it cost after {n} years?",
+            "{C} today, {i} inflation, {n} years -> future cost?",
+            "[Rent|Tuition|A used car|A week of groceries|My phone plan] [costs|runs] {C} now. With {i} annual inflation, "
+            "what will it cost in {n} years?",
+            "If prices rise {i} a year, what does a {C} [bill|expense|basket of goods] cost after {n} years?",
+            "How much will something that costs {C} today cost in {n} years at {i} inflation?",
+            "Assuming {i} yearly inflation, what will {C} worth of [stuff|goods|supplies] cost in {n} years?",
+            "[Project|Estimate] the cost of a {C} purchase in {n} years if inflation runs {i} a year.",
+            "At {i} inflation per year, what's the future price of something that costs {C} today, {n} years out?",
+            "My [annual|yearly] [vacation|insurance bill|tuition] is {C}. What will it be in {n} years with inflation "
+            "at {i}?",
+            "What will a {C} expense grow to after {n} years of {i} inflation?",
+            "Inflation question: {C} now, {i} a year, {n} years. [Future cost?|What will it cost then?]",
+        ], heldout=["Prices climb {i} every year. A {C} item today costs what {n} years from now?",
+                    "With {i} annual price growth, what will a {C} purchase run {n} years down the road?"]
+        ).format(i=pct(i), C=dollars(C), n=n)
         F = C * g ** n
         ans = reply(f"Something that costs {dollars(C)} today will cost {money(F)} in {n} years at {pct(i)} inflation.",
                     f"Future cost = C * (1 + i)^n = {C:,} * {num(g)}^{n} = {money(F)}. "
                     f"The price rises by {money(cents(F) - C)} because inflation compounds every year.")
         return (C, i, n, "future"), q, ans, None
     X = rng.randrange(1000, 200001, 1000)
-    q = rng.choice({
-        "train": [
-            "What is {X} in {n} years worth in today's money if inflation is {i} per year?",
-            "How much buying power will {X} have in {n} years, assuming {i} annual inflation?",
-        ],
-        "heldout": ["In today's dollars, what's a {X} payment due {n} years out worth at {i} yearly inflation?",
-                    "Inflation runs at {i} yearly. In present-day terms, what will {X} buy {n} years from now?"]
-    }[split]).format(X=dollars(X), n=n, i=pct(i))
+    q = ask(rng, split, train=[
+        "What is {X} in {n} years worth in today's money if inflation is {i} per year?",
+        "How much buying power will {X} have in {n} years, assuming {i} annual inflation?",
+        "{X} in {n} years, {i} inflation -> value in today's money?",
+        "If I'll [get|inherit|receive] {X} in {n} years, what is it worth in today's money with {i} inflation a year?",
+        "With {i} annual inflation, what will {X} be worth in today's terms after {n} years?",
+        "[My pension|A trust|A bond] will pay {X} in {n} years. At {i} inflation, what's that in today's money?",
+        "What is the real value today of {X} that arrives in {n} years, if inflation is {i} a year?",
+        "Adjust {X} [received|paid] in {n} years for {i} yearly inflation. What's it worth today?",
+        "If inflation runs {i} a year, {X} in {n} years equals how much now?",
+        "[Discount|Deflate] {X} over {n} years at {i} inflation: today's value?",
+        "I'm planning to have {X} saved in {n} years. With {i} inflation, what's that worth in today's money?",
+        "How much is {X} received [after|in] {n} years really worth now, with prices rising {i} a year?",
+    ], heldout=["In today's dollars, what's a {X} payment due {n} years out worth at {i} yearly inflation?",
+                "Inflation runs at {i} yearly. In present-day terms, what will {X} buy {n} years from now?"]
+    ).format(X=dollars(X), n=n, i=pct(i))
     R = X / g ** n
     ans = reply(f"{dollars(X)} received in {n} years buys what {money(R)} buys today at {pct(i)} inflation.",
                 f"Real value = X / (1 + i)^n = {X:,} / {num(g)}^{n} = {money(R)}. "
@@ -539,17 +808,29 @@ def card_interest(rng, split, want_followup):
     apr = rng.choice([15.99, 17.49, 18.99, 19.99, 21.49, 22.99, 24.99, 27.99, 29.99])
     interest = cents(B * apr / 100 / 12)
     pay = max(35, math.ceil(B * 0.01 + interest))
-    q = rng.choice({
-        "train": [
-            "I have a {B} credit card balance at {a} APR and pay only the {P} minimum. How much interest do I pay this month?",
-            "How much interest will a {B} card balance at {a} APR cost me in one month if I make the {P} minimum payment?",
-            "My card has a {a} APR. If I carry {B} and pay the {P} minimum, what's my balance next month?",
-            "Credit card: {B} balance, {a} APR, {P} minimum payment. What does one month of interest cost?",
-        ],
-        "heldout": [
-            "Carrying {B} on plastic at {a} APR and sending just {P}: monthly interest and resulting balance?",
-            "A {B} balance sits on my card at {a} APR. After one {P} payment, what interest was added and what do I owe?",
-        ]}[split]).format(B=dollars(B), a=pct(apr), P=dollars(pay))
+    q = ask(rng, split, train=[
+        "I have a {B} credit card balance at {a} APR and pay only the {P} minimum. How much interest do I pay this month?",
+        "How much interest will a {B} card balance at {a} APR cost me in one month if I make the {P} minimum payment?",
+        "My card has a {a} APR. If I [keep|leave] {B} on it and pay the {P} minimum, what's my balance next month?",
+        "Credit card: {B} balance, {a} APR, {P} minimum payment. What does one month of interest cost?",
+        "{B} balance, {a} APR, {P} payment -> interest this month?",
+        "My credit card statement shows {B} at {a} APR. If I pay the {P} minimum, how much interest "
+        "[will I be charged|do I pay]?",
+        "What's one month of interest on a {B} card balance at {a} APR, paying the {P} minimum?",
+        "I owe {B} on my [Visa|Mastercard|store card|credit card] with a {a} APR. After a {P} minimum payment, "
+        "what's the interest and the new balance?",
+        "How much interest does a {a} APR card charge on {B} in a month if I [only pay|pay just] {P}?",
+        "Suppose I leave a {B} balance at {a} and pay {P}. What will I owe next month?",
+        "Credit card math: {B} owed, {a} APR, paying the {P} minimum. [Interest for the month?|What does the month "
+        "cost in interest?]",
+        "I can only afford the {P} minimum on my {B} card balance at {a} APR. How much interest gets added this month?",
+        "What does it cost me in interest this month to keep {B} on a {a} APR card and pay {P}?",
+        "[Please calculate|Calculate] the monthly interest on {B} at {a} APR with a {P} minimum payment.",
+        "Balance {B}, APR {a}, minimum {P}. How much interest is charged this month and what's left?",
+    ], heldout=[
+        "Carrying {B} on plastic at {a} APR and sending just {P}: monthly interest and resulting balance?",
+        "A {B} balance sits on my card at {a} APR. After one {P} payment, what interest was added and what do I owe?",
+    ]).format(B=dollars(B), a=pct(apr), P=dollars(pay))
     new_bal = B + interest - pay
     ans = reply(
         f"This month's interest is {money(interest)}, and after the {dollars(pay)} payment the balance is {money(new_bal)}.",
@@ -558,8 +839,14 @@ def card_interest(rng, split, want_followup):
         f"{dollars(B)} + {money(interest)} - {dollars(pay)} = {money(new_bal)}.")
     follow = None
     if want_followup:
-        fq = rng.choice({"train": ["How much would I save if I paid the whole {B} instead?"],
-                         "heldout": ["Versus clearing all {B} right now?"]}[split]).format(B=dollars(B))
+        fq = ask(rng, split, train=[
+            "How much would I save if I paid the whole {B} instead?", "What if I paid off the full {B}?",
+            "And if I cleared the {B} [today|this month]?", "How much do I save by paying all {B} now?",
+            "What if I pay the entire {B} balance?", "Would paying the full {B} save me that interest?",
+            "And paying {B} in full?", "What do I save by paying off {B} before the due date?",
+            "How about paying all {B} at once?", "If I pay the {B} in full, what's the saving?",
+            "Compared with paying the whole {B}?", "Paying the full {B} instead: how much saved?",
+        ], heldout=["Versus clearing all {B} right now?"], opener=False).format(B=dollars(B))
         follow = (fq, reply(
             f"Paying the full {dollars(B)} by the due date saves the {money(interest)} interest charge.",
             f"With no balance carried, no interest accrues and the grace period on new purchases returns. "
@@ -579,16 +866,26 @@ def debt_to_income(rng, split, want_followup):
     listed = ", ".join(f"{dollars(v)} {name}" for v, name in debts)
     annual = rng.random() < 0.4
     inc = f"{dollars(G * 12)} a year" if annual else f"{dollars(G)} a month"
-    q = rng.choice({
-        "train": [
-            "I earn {inc} before taxes. My monthly debts are {L}. What's my debt-to-income ratio?",
-            "What's my DTI with a gross income of {inc} and monthly payments of {L}?",
-            "Calculate my debt-to-income ratio: gross pay {inc}; debts each month: {L}.",
-        ],
-        "heldout": [
-            "Pre-tax I make {inc}; obligations per month are {L}. Where does my DTI land?",
-            "Gross earnings: {inc}. Monthly bills that count as debt: {L}. Compute the DTI.",
-        ]}[split]).format(inc=inc, L=listed)
+    q = ask(rng, split, train=[
+        "I earn {inc} before taxes. My monthly debts are {L}. What's my debt-to-income ratio?",
+        "What's my DTI with a gross income of {inc} and monthly payments of {L}?",
+        "Calculate my debt-to-income ratio: gross pay {inc}; debts each month: {L}.",
+        "Gross {inc}, debts {L} -> DTI?",
+        "[I'm applying for a mortgage|The lender asked for my DTI|I'm getting ready to buy a house]. I make {inc} "
+        "before tax and pay {L} each month. What's my debt-to-income ratio?",
+        "How do I [figure|work out] my DTI? Income: {inc} gross. Monthly debt payments: {L}.",
+        "Before taxes I earn {inc}, and I pay {L} a month in debts. What's my DTI?",
+        "What percent of my gross income goes to debt? I earn {inc} and pay {L} monthly.",
+        "Debt-to-income check: {inc} gross income; monthly payments: {L}.",
+        "With {L} in monthly debt payments and {inc} of gross income, what's my debt-to-income ratio?",
+        "[Calculate|Find] my DTI: I earn {inc} gross, and my monthly debts are {L}.",
+        "My [salary|gross pay] is {inc}. Each month I pay {L}. What's my DTI ratio?",
+        "Would a lender like my numbers? Gross income {inc}, monthly debts {L}. What's the debt-to-income ratio?",
+        "What's the debt-to-income ratio for someone earning {inc} before taxes with {L} in monthly payments?",
+    ], heldout=[
+        "Pre-tax I make {inc}; obligations per month are {L}. Where does my DTI land?",
+        "Gross earnings: {inc}. Monthly bills that count as debt: {L}. Compute the DTI.",
+    ]).format(inc=inc, L=listed)
     total = sum(v for v, _ in debts)
     dti = total / G * 100
     side = "within" if dti <= 36 else "above"
@@ -604,15 +901,26 @@ def emergency_fund(rng, split, want_followup):
     E = rng.randrange(1200, 7001, 50)
     if rng.random() < 0.5:
         S = rng.randrange(500, E * 9, 100)
-        q = rng.choice({
-            "train": [
-                "I have {S} in savings and my essential expenses are {E} a month. How many months would my emergency fund last?",
-                "How long can I cover {E} of monthly expenses with {S} saved?",
-                "My emergency savings are {S}. Essentials run {E} a month. How many months is that?",
-            ],
-            "heldout": ["With {S} set aside and {E} of necessary monthly costs, how many months of runway do I have?",
-                        "Reserves of {S} against {E} in must-pay monthly bills: how long does that last?"]
-        }[split]).format(S=dollars(S), E=dollars(E))
+        q = ask(rng, split, train=[
+            "I have {S} in savings and my essential expenses are {E} a month. How many months would my emergency fund last?",
+            "How long can I cover {E} of monthly expenses with {S} saved?",
+            "My emergency savings are {S}. Essentials run {E} a month. How many months is that?",
+            "{S} saved, {E}/month essentials -> months covered?",
+            "If I lost my job, how many months would {S} in savings cover at {E} a month in essential costs?",
+            "How many months of expenses is {S} if I spend {E} a month on necessities?",
+            "My [rainy-day fund|emergency fund|cushion] is {S} and my bare-bones budget is {E} a month. "
+            "How long would it last?",
+            "[We have|I have] {S} in an emergency account. [Our|My] basic bills are {E} monthly. "
+            "How many months does that cover?",
+            "At {E} a month in essential spending, how many months can {S} of savings [cover|carry me]?",
+            "Emergency fund check: {S} saved, essentials {E} per month. [Months covered?|How many months is that?]",
+            "How many months would my {S} emergency fund pay for {E} of monthly essentials?",
+            "Compare my {S} savings with {E} of monthly essentials: how many months of coverage?",
+            "Essentials cost me {E} a month and I've saved {S}. How long could I live on my savings?",
+            "With {S} in the bank and {E} of required monthly spending, how many months am I covered?",
+        ], heldout=["With {S} set aside and {E} of necessary monthly costs, how many months of runway do I have?",
+                    "Reserves of {S} against {E} in must-pay monthly bills: how long does that last?"]
+        ).format(S=dollars(S), E=dollars(E))
         months = S / E
         ans = reply(f"Your emergency fund covers {months:.1f} months of essential expenses.",
                     f"Divide savings by monthly essentials: {dollars(S)} / {dollars(E)} = {months:.1f} months. "
@@ -620,14 +928,24 @@ def emergency_fund(rng, split, want_followup):
         return (E, S, "months"), q, ans, None
     k = rng.choice([3, 4, 6, 6, 9])
     S = rng.randrange(0, E * k - 500, 100)
-    q = rng.choice({
-        "train": [
-            "I spend {E} a month on essentials and have {S} saved. How much more do I need for a {k}-month emergency fund?",
-            "How much do I still need to save for {k} months of {E} expenses if I already have {S}?",
-        ],
-        "heldout": ["Core spending is {E} monthly and {S} is banked. What gap remains to a {k}-month cushion?",
-                    "Essentials eat up {E} each month and I hold {S} in reserve. How far am I from a {k}-month safety net?"]
-    }[split]).format(E=dollars(E), S=dollars(S), k=k)
+    q = ask(rng, split, train=[
+        "I spend {E} a month on essentials and have {S} saved. How much more do I need for a {k}-month emergency fund?",
+        "How much do I still need to save for {k} months of {E} expenses if I already have {S}?",
+        "{E}/month essentials, {S} saved, {k}-month goal -> still need?",
+        "I want a {k}-month emergency fund. My essentials are {E} a month and I have {S}. How much more do I need?",
+        "What's left to save for a {k}-month emergency fund if essentials cost {E} a month and I've saved {S}?",
+        "My monthly necessities are {E}. I've put away {S}. [How much more|What amount] do I need for {k} months "
+        "of coverage?",
+        "Emergency fund goal: {k} months of {E} expenses. Saved so far: {S}. Remaining amount?",
+        "Our household spends {E} a month on essentials and has {S} saved. How much more for a {k}-month fund?",
+        "To cover {k} months of {E} expenses, how much do I still need beyond my {S}?",
+        "I have {S} saved. How much more do I need to reach {k} months of {E} monthly essentials?",
+        "[Calculate|Work out] the shortfall: {k}-month emergency fund, {E} monthly essentials, {S} already saved.",
+        "How much should I still save if my target is {k} months of {E} and I have {S} now?",
+        "Essentials are {E} monthly. With {S} saved, what do I need to add for a {k}-month emergency fund?",
+    ], heldout=["Core spending is {E} monthly and {S} is banked. What gap remains to a {k}-month cushion?",
+                "Essentials eat up {E} each month and I hold {S} in reserve. How far am I from a {k}-month safety net?"]
+    ).format(E=dollars(E), S=dollars(S), k=k)
     target = E * k
     ans = reply(f"You need {dollars(target - S)} more to reach a {k}-month fund of {dollars(target)}.",
                 f"Target = {dollars(E)} * {k} = {dollars(target)}. Subtract what you have: "
@@ -642,14 +960,26 @@ def break_even(rng, split, want_followup):
         v = rng.randrange(150, 4001) / 100
         p = cents(v + rng.randrange(150, 3001) / 100)
         prod = rng.choice(PRODUCTS)
-        q = rng.choice({
-            "train": [
-                "I sell {prod} for {p} each. Each costs {v} to make and my fixed costs are {F} a month. How many must I sell to break even?",
-                "What's the break-even point in units with fixed costs of {F}, a price of {p} per unit and a variable cost of {v} per unit?",
-            ],
-            "heldout": ["My stall has {F} of monthly overhead; {prod} go for {p} apiece and cost {v} each to produce. "
-                        "Volume needed to cover costs?"]
-        }[split]).format(prod=prod, p=money(p), v=money(v), F=dollars(F))
+        q = ask(rng, split, train=[
+            "I sell {prod} for {p} each. Each costs {v} to make and my fixed costs are {F} a month. How many must I sell to break even?",
+            "What's the break-even point in units with fixed costs of {F}, a price of {p} per unit and a variable cost of {v} per unit?",
+            "Fixed costs {F}/month, price {p}, variable cost {v} per unit -> break-even units?",
+            "My [small business|side hustle|online shop|market booth] sells {prod} at {p}. They cost {v} each and fixed "
+            "costs are {F} a month. How many do I need to sell to break even?",
+            "How many {prod} must I sell at {p} each to cover {F} of fixed costs if each costs {v} to make?",
+            "Break-even question: {F} fixed costs, {p} selling price, {v} variable cost per unit. "
+            "[How many units?|Units needed?]",
+            "If I charge {p} per [unit|item] and each costs {v} to produce, how many do I sell to cover {F} in fixed costs?",
+            "[Calculate|Find] the break-even quantity: fixed costs {F}, price {p}, unit cost {v}.",
+            "I make {prod} that cost {v} each and sell for {p}. With {F} in monthly fixed costs, what's my break-even "
+            "[quantity|point]?",
+            "Each of my {prod} sells for {p} and costs {v}. [Rent and other fixed costs|My fixed costs] are {F} a month. "
+            "How many to break even?",
+            "How many units do I have to sell to break even with {F} fixed costs, a {p} price and {v} variable costs per unit?",
+            "Selling {prod} at {p} with a {v} cost each and {F} of fixed expenses: how many [units|sales] to break even?",
+        ], heldout=["My stall has {F} of monthly overhead; {prod} go for {p} apiece and cost {v} each to produce. "
+                    "Volume needed to cover costs?"]
+        ).format(prod=prod, p=money(p), v=money(v), F=dollars(F))
         margin = cents(p - v)
         exact = F / margin
         units = math.ceil(exact - 1e-9)
@@ -662,14 +992,27 @@ def break_even(rng, split, want_followup):
     old = rng.randrange(1200, 3501, 5)
     new = old - rng.randrange(60, 451, 5)
     s = old - new
-    q = rng.choice({
-        "train": [
-            "Refinancing would cut my mortgage payment from {O} to {N} but costs {C} in closing costs. How long until I break even?",
-            "How many months to recoup {C} of refinancing costs if my payment drops from {O} to {N}?",
-        ],
-        "heldout": ["New loan: payment falls to {N} from {O}, fees total {C}. When do the savings cover the fees?",
-                    "A refi with {C} in fees takes my monthly payment from {O} down to {N}. When is it paid back?"]
-    }[split]).format(O=dollars(old), N=dollars(new), C=dollars(C))
+    q = ask(rng, split, train=[
+        "Refinancing would cut my mortgage payment from {O} to {N} but costs {C} in closing costs. How long until I break even?",
+        "How many months to recoup {C} of refinancing costs if my payment drops from {O} to {N}?",
+        "Refinance: payment {O} -> {N}, closing costs {C}. Break-even months?",
+        "If I refinance, my payment goes from {O} to {N}, but closing costs are {C}. How many months to break even?",
+        "[The lender|My bank|A broker] says refinancing would drop my payment from {O} to {N} for {C} in closing costs. "
+        "When do I break even?",
+        "How long does it take to [earn back|recover] {C} in refinance closing costs when the monthly payment goes "
+        "from {O} to {N}?",
+        "Refinancing costs {C} and saves me the difference between {O} and {N} each month. "
+        "[How many months to break even?|When do I come out ahead?]",
+        "[Is a refinance worth it?|Refinance break-even:] {C} closing costs, payment {O} now, {N} after. "
+        "How many months until it pays off?",
+        "What's the break-even point in months for a refinance with {C} in costs that lowers my payment from {O} to {N}?",
+        "My mortgage payment is {O}. A refinance [would make|makes] it {N} but costs {C} up front. "
+        "How many months to recoup that?",
+        "[Calculate|Work out] refinance break-even: closing costs {C}, old payment {O}, new payment {N}.",
+        "Paying {C} to refinance cuts my payment from {O} to {N}. How many months until I've made it back?",
+    ], heldout=["New loan: payment falls to {N} from {O}, fees total {C}. When do the savings cover the fees?",
+                "A refi with {C} in fees takes my monthly payment from {O} down to {N}. When is it paid back?"]
+    ).format(O=dollars(old), N=dollars(new), C=dollars(C))
     exact = C / s
     months = math.ceil(exact - 1e-9)
     ans = reply(f"The refinance breaks even after {months} months.",
@@ -689,24 +1032,62 @@ def dividend_yield(rng, split, want_followup):
     if shares is None:
         quarterly = rng.random() < 0.5
         if quarterly:
-            q = rng.choice({"train": ["What's the dividend yield on a {p} stock paying {q} per quarter?",
-                                      "A share costs {p} and pays a quarterly dividend of {q}. What's the yield?"],
-                            "heldout": ["Shares cost {p} and the company pays out {q} every quarter. Yield?",
-                                        "Quarterly payout {q}, share price {p}: annual yield in percent?"]}[split])
+            q = ask(rng, split, train=[
+                "What's the dividend yield on a {p} stock paying {q} per quarter?",
+                "A share costs {p} and pays a quarterly dividend of {q}. What's the yield?",
+                "{p} stock, {q} quarterly dividend -> yield?",
+                "What yield does a stock priced at {p} with a {q} quarterly dividend have?",
+                "I'm looking at a [utility|bank|consumer goods] stock at {p} that pays {q} a quarter. "
+                "What's the dividend yield?",
+                "[The company|A company] pays {q} per share each quarter and the share price is {p}. "
+                "What's the dividend yield?",
+                "Dividend yield: price {p}, quarterly dividend {q}?",
+                "How much yield does {q} per quarter give on a {p} share?",
+                "If a share trades at {p} and the quarterly dividend is {q}, what's the yield?",
+                "[Calculate|Find] the dividend yield for a {p} stock with a {q} dividend each quarter.",
+                "A {p} share pays a {q} dividend four times a year. What is its yield?",
+                "What's the yield on a stock at {p} paying {q} quarterly?",
+                "My [ETF|stock|REIT] costs {p} a share and pays {q} per quarter. What yield is that?",
+            ], heldout=["Shares cost {p} and the company pays out {q} every quarter. Yield?",
+                        "Quarterly payout {q}, share price {p}: annual yield in percent?"])
         else:
-            q = rng.choice({"train": ["A stock trades at {p} and pays an annual dividend of {a}. What's its dividend yield?",
-                                      "Dividend yield for a share priced at {p} with {a} in yearly dividends?"],
-                            "heldout": ["Priced at {p}, the stock distributes {a} per year. What percent yield is that?"]}[split])
+            q = ask(rng, split, train=[
+                "A stock trades at {p} and pays an annual dividend of {a}. What's its dividend yield?",
+                "Dividend yield for a share priced at {p} with {a} in yearly dividends?",
+                "{p} share, {a} annual dividend -> yield?",
+                "What's the yield on a stock priced at {p} that pays {a} a year in dividends?",
+                "A company pays an annual dividend of {a} per share, and the shares cost {p}. What's the yield?",
+                "If a stock costs {p} and pays {a} per year, what's the dividend yield?",
+                "[Calculate|Find] the dividend yield: {a} in annual dividends on a {p} share price.",
+                "How much yield do I get from a {p} stock paying {a} yearly?",
+                "My [stock|fund|REIT] trades at {p} and pays {a} a year per share. What is the yield?",
+                "Dividend yield question: price {p}, annual dividend {a}.",
+                "What's the percentage yield of {a} of dividends a year on a {p} share?",
+                "I'm comparing income stocks. One costs {p} and pays {a} annually. What's its yield?",
+                "At a price of {p} with a {a} yearly dividend, what's the yield?",
+            ], heldout=["Priced at {p}, the stock distributes {a} per year. What percent yield is that?"])
         q = q.format(p=money(price), q=money(qd), a=money(ann))
         first = (f"Annual dividend = {money(qd)} * 4 = {money(ann)}. " if quarterly else "")
         ans = reply(f"The dividend yield is {y:.2f}%.",
                     first + f"Yield = annual dividend / price = {money(ann)} / {money(price)} = {y:.2f}%. "
                     f"Each $1,000 invested at this price pays about {money(10 * y)} a year.")
         return (price, ann, qd, quarterly), q, ans, None
-    q = rng.choice({"train": ["If I own {n} shares of a {p} stock with a {q} quarterly dividend, "
-                              "what's my yield and annual income?"],
-                    "heldout": ["How much yearly dividend income do {n} shares bring at {q} per quarter each, "
-                                "and what yield is that at a {p} price?"]}[split]).format(
+    q = ask(rng, split, train=[
+        "If I own {n} shares of a {p} stock with a {q} quarterly dividend, what's my yield and annual income?",
+        "{n} shares, {p} price, {q} quarterly dividend -> yield and yearly income?",
+        "I own {n} shares of a stock at {p} that pays {q} each quarter. What's the yield and how much do I get a year?",
+        "What annual income and yield do {n} shares give if the stock is {p} and pays {q} a quarter?",
+        "My {n} shares [trade at|are priced at] {p} each with a {q} quarterly dividend. Yield and annual dividend income?",
+        "How much will {n} shares paying {q} per quarter earn in a year, and what's the yield at {p}?",
+        "[Calculate|Work out] the yield and yearly dividend income: {n} shares, {p} share price, {q} quarterly dividend.",
+        "If I buy {n} shares at {p} and the stock pays {q} quarterly, what yield and annual income do I get?",
+        "I hold {n} shares of a {p} [bank|utility|telecom] stock with {q} dividends each quarter. "
+        "What's my annual dividend income and yield?",
+        "Dividend income question: {n} shares, {q} a quarter per share, price {p}. Yield and income per year?",
+        "What yield and yearly payout come from {n} shares of a {p} stock paying {q} per quarter?",
+        "{n} shares of a stock paying {q} quarterly at {p} a share: what's the yield, and what do I collect each year?",
+    ], heldout=["How much yearly dividend income do {n} shares bring at {q} per quarter each, "
+                "and what yield is that at a {p} price?"]).format(
         n=shares, p=money(price), q=money(qd))
     ans = reply(f"The yield is {y:.2f}%, and {shares} shares pay {money(ann * shares)} a year.",
                 f"Annual dividend per share = {money(qd)} * 4 = {money(ann)}. "
@@ -719,15 +1100,24 @@ def rule_of_72(rng, split, want_followup):
     if rng.random() < 0.6:
         r = rng.choice([2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5, 6, 6.5, 7, 7.5, 8, 8.5, 9, 9.5, 10, 11, 12])
         P = rng.randrange(1000, 100001, 1000)
-        q = rng.choice({
-            "train": [
-                "Using the rule of 72, how long does it take money to double at {r} interest?",
-                "How many years until my {P} becomes {P2} if it earns {r} a year?",
-                "At {r} annual growth, how long does {P} take to double?",
-            ],
-            "heldout": ["Roughly when does an account earning {r} annually reach twice its {P} starting value?",
-                        "If my savings grow {r} a year, in how many years will {P} double?"]
-        }[split]).format(r=pct(r), P=dollars(P), P2=dollars(2 * P))
+        q = ask(rng, split, train=[
+            "Using the rule of 72, how long does it take money to double at {r} interest?",
+            "How many years until my {P} becomes {P2} if it earns {r} a year?",
+            "At {r} annual growth, how long does {P} take to double?",
+            "Rule of 72: {r} return -> years to double?",
+            "How long [will it take|does it take] for {P} to double at {r} a year?",
+            "If my investments earn {r} annually, about how many years until they double?",
+            "At {r} interest, how many years does it take money to double, by the rule of 72?",
+            "[Estimate|Quickly estimate] the doubling time for {P} growing {r} per year.",
+            "My {P} [index fund|savings|retirement account] grows {r} a year. When will it be {P2}?",
+            "Using the rule of 72, how long until {P} turns into {P2} at {r}?",
+            "How many years to double [my money|an investment] at a {r} annual return?",
+            "[Doubling time|Time to double] at {r} per year?",
+            "I earn {r} on {P}. About how many years until it doubles?",
+            "With a {r} yearly return, how long does it take {P} to become {P2}?",
+        ], heldout=["Roughly when does an account earning {r} annually reach twice its {P} starting value?",
+                    "If my savings grow {r} a year, in how many years will {P} double?"]
+        ).format(r=pct(r), P=dollars(P), P2=dollars(2 * P))
         est = 72 / r
         exact = math.log(2) / math.log(1 + r / 100)
         ans = reply(f"By the rule of 72, money doubles in {est:.1f} years at {pct(r)} a year.",
@@ -736,7 +1126,12 @@ def rule_of_72(rng, split, want_followup):
         follow = None
         if want_followup:
             r2 = rng.choice([x for x in (3, 4, 6, 8, 9, 10, 12) if x != r])
-            fq = rng.choice({"train": ["And at {r2}%?"], "heldout": ["Redo that for {r2}% growth."]}[split])
+            fq = ask(rng, split, train=[
+                "And at {r2}%?", "What about {r2}%?", "How about at {r2}% a year?", "And if it earned {r2}%?",
+                "What if the rate is {r2}%?", "Same question at {r2}%.", "Now try {r2}%.", "And with a {r2}% return?",
+                "How long at {r2}% instead?", "What's the doubling time at {r2}%?",
+                "If I got {r2}% instead, how many years?", "Compare that with {r2}%.",
+            ], heldout=["Redo that for {r2}% growth."], opener=False)
             est2 = 72 / r2
             exact2 = math.log(2) / math.log(1 + r2 / 100)
             follow = (fq.format(r2=r2), reply(
@@ -746,14 +1141,23 @@ def rule_of_72(rng, split, want_followup):
         return (r, P, "years"), q, ans, follow
     n = rng.randint(4, 24)
     P = rng.randrange(1000, 100001, 1000)
-    q = rng.choice({
-        "train": [
-            "What annual return do I need to double my money in {n} years?",
-            "With the rule of 72, what rate doubles an investment of {P} in {n} years?",
-        ],
-        "heldout": ["To turn {P} into {P2} inside {n} years, what yearly return is required?",
-                    "I'd like {P} to double over {n} years. What growth rate does that take?"]
-    }[split]).format(n=n, P=dollars(P), P2=dollars(2 * P))
+    q = ask(rng, split, train=[
+        "What annual return do I need to double my money in {n} years?",
+        "With the rule of 72, what rate doubles an investment of {P} in {n} years?",
+        "Rule of 72: double in {n} years -> rate needed?",
+        "What [interest rate|return] doubles {P} in {n} years?",
+        "I want to turn {P} into {P2} in {n} years. What annual return [do I need|is that], by the rule of 72?",
+        "[To double|Doubling] my money in {n} years, what yearly rate do I need?",
+        "How much do I need to earn each year for {P} to double in {n} years?",
+        "What rate of return gets an investment to double in {n} years?",
+        "If I want my {P} [savings|portfolio|investment] to double within {n} years, what return is needed?",
+        "[Estimate|Use the rule of 72 to estimate] the annual rate that doubles money in {n} years.",
+        "Which annual return makes {P} grow to {P2} in {n} years?",
+        "What's the required return to double {P} in {n} years, using the rule of 72?",
+        "Doubling in {n} years: what annual rate does that need?",
+    ], heldout=["To turn {P} into {P2} inside {n} years, what yearly return is required?",
+                "I'd like {P} to double over {n} years. What growth rate does that take?"]
+    ).format(n=n, P=dollars(P), P2=dollars(2 * P))
     est = 72 / n
     exact = (2 ** (1 / n) - 1) * 100
     ans = reply(f"You need about {est:.1f}% a year to double your money in {n} years.",
@@ -1289,7 +1693,9 @@ def conversation(rng: random.Random, turns: list[tuple], kind: str | None = None
 
 def build_split(rng: random.Random, split: str, per_kind: int, banned_mains: dict[str, set],
                 seen_questions: set[str], concept_ids: list[str],
-                pairs: list[tuple[str, str, str]], with_tools: bool) -> tuple[list[dict], dict[str, set]]:
+                pairs: list[tuple[str, str, str]], with_tools: bool) -> tuple[list[tuple[str, dict]], dict[str, set]]:
+    """(kind, conversation) pairs of one split, shuffled, and the main amounts used per kind;
+    conceptual questions have kind ``"concept"``."""
     examples: list[tuple[str, dict]] = []
     mains: dict[str, set] = {}
     for kind, make in KINDS.items():
@@ -1324,7 +1730,7 @@ def build_split(rng: random.Random, split: str, per_kind: int, banned_mains: dic
         for msg in ex["messages"]:
             if msg["role"] == "assistant" and not msg.get("tool_calls"):
                 check_assistant(msg["content"], f"{split} example {i} ({kind})")
-        out.append(ex)
+        out.append((kind, ex))
     return out, mains
 
 
@@ -1359,6 +1765,12 @@ def merge_mains(*maps: dict[str, set]) -> dict[str, set]:
 
 
 def build() -> tuple[list[dict], list[dict], list[dict]]:
+    """The train, validation and test conversations."""
+    return tuple([ex for _, ex in rows] for rows in build_labelled())
+
+
+def build_labelled() -> tuple[list[tuple[str, dict]], ...]:
+    """Train, validation and test as (kind, conversation) pairs, in file order."""
     missing = [c for c in HELDOUT_CONCEPTS if c not in CONCEPTS]
     if missing:
         raise KeyError(f"held-out concepts not defined: {missing}")
