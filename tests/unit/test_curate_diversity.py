@@ -43,6 +43,38 @@ def test_one_pass_cluster_ids_and_distances():
     assert ids_all.tolist() == [0, 0, 0, 0, 0]
 
 
+def _sequential_one_pass(emb, threshold):
+    """The definition, one row against every centroid at a time: what the blockwise search must equal."""
+    cents, sums, ids = [], [], []
+    for v in emb:
+        sims = [float(c @ v) for c in cents]
+        j = int(np.argmax(sims)) if sims else -1
+        if j >= 0 and sims[j] >= threshold:
+            sums[j] = sums[j] + v
+            cents[j] = sums[j] / np.linalg.norm(sums[j])
+        else:
+            j = len(cents)
+            cents.append(v.copy())
+            sums.append(v.copy())
+        ids.append(j)
+    return ids
+
+
+@pytest.mark.parametrize("block", [1, 7, 256])
+def test_one_pass_cluster_blockwise_equals_the_sequential_definition(block):
+    rng = np.random.default_rng(3)
+    # Clumps around 40 centres (joins and updates inside one block), copies of one row, and loners.
+    centres = rng.standard_normal((40, 16))
+    emb = np.concatenate([centres[rng.integers(40, size=600)] + 0.25 * rng.standard_normal((600, 16)),
+                          np.repeat(centres[:1], 50, axis=0), rng.standard_normal((150, 16))])
+    emb = emb[rng.permutation(len(emb))]
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    ids, _ = one_pass_cluster(emb, 0.8, block=block)
+    expect = _sequential_one_pass(emb, 0.8)
+    assert 40 <= max(expect) + 1 < len(emb) - 100      # clusters of several rows and single ones
+    assert ids.tolist() == expect
+
+
 def _examples(n):
     return [Example.single(f"prompt {i}", f"a long enough answer {i}") for i in range(n)]
 
