@@ -42,7 +42,7 @@ def stem(w: str) -> str:
 
 
 def content_words(text: str) -> set[str]:
-    return {stem(w) for w in words(text) if w not in STOPWORDS and not w.isdigit()}
+    return {stem(w) for w in set(words(text)) if w not in STOPWORDS and not w.isdigit()}
 
 
 def visible_end(text: str) -> str:
