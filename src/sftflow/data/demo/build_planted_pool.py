@@ -1,12 +1,12 @@
 """Build the planted pool: the demo training data with 30% bad examples of the kinds a real
 annotation batch has, to test whether a selection rule keeps them out.
 
-Deterministic (seeded, standard library only, byte-identical output). Of the 350 demo
-records, 105 (30%) are corrupted in place, in four kinds of about equal size; the last
+Deterministic (seeded, standard library only, byte-identical output). Of the 680 demo
+records, 204 (30%) are corrupted in place, in four kinds of about equal size; the last
 assistant turn is the one corrupted (the one the model is trained to write last):
 
 * ``wrong_figure``: the leading computed figure of the ``Answer:`` line (the first one the
-  question does not state) is scaled by 0.6-0.85 or 1.15-1.5 and written in the same style;
+  question does not state; a name such as "the rule of 72" is no figure) is scaled by 0.6-0.85 or 1.15-1.5 and written in the same style;
   the ``Details:`` arithmetic is left as it was, so the record contradicts itself, as a
   typo in a result does. Only records with such a figure can get this kind.
 * ``apology``: an apologetic, hedging preamble before the answer.
@@ -43,6 +43,8 @@ APOLOGIES = (
 )
 # A figure as the demo writes it: optional $, digits with thousands commas, decimals, optional %.
 FIGURE = re.compile(r"(?<![\w.,])(\$)?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(%)?")
+# Numbers that are part of a name, not a figure (as sftflow.evaluate.reference reads them).
+NAMES = re.compile(r"\brule of \d+\b|\b\d+/\d+(?:/\d+)+\b|\b(?:401|403|457)\s?\([a-z]\)|\b529 plan\b", re.IGNORECASE)
 
 
 def content_id(messages: list[dict]) -> str:
@@ -62,7 +64,11 @@ def leading_computed_figure(messages: list[dict]) -> re.Match | None:
     answer = messages[-1]["content"]
     line_end = answer.find("\n")
     given = {_value(m) for turn in messages[:-1] for m in FIGURE.finditer(turn["content"])}
-    for m in FIGURE.finditer(answer[:line_end] if line_end > 0 else answer):
+    line = answer[:line_end] if line_end > 0 else answer
+    names = [n.span() for n in NAMES.finditer(line)]
+    for m in FIGURE.finditer(line):
+        if any(a <= m.start() < b for a, b in names):       # "the rule of 72" names a rule, computes nothing
+            continue
         if _value(m) not in given and _value(m) != 0:      # 0% scales to itself
             return m
     return None
