@@ -48,7 +48,7 @@ def test_shipped_files_are_what_the_builder_writes(tmp_path, built):
 def test_thirty_percent_planted_in_four_kinds_and_only_the_last_answer_changed(built):
     pool, _ = built
     kinds = Counter(r.get("metadata", {}).get("planted") for r in pool)
-    assert kinds == {None: 245, "wrong_figure": 27, "apology": 26, "off_format": 26, "truncated": 26}
+    assert kinds == {None: 476, "wrong_figure": 51, "apology": 51, "off_format": 51, "truncated": 51}
     for src, rec in zip(_source(), pool):
         assert rec["messages"][:-1] == src["messages"][:-1]
         assert (rec["messages"][-1] != src["messages"][-1]) == ("metadata" in rec)
@@ -81,7 +81,7 @@ def test_labels_are_thirty_percent_of_the_pool_keyed_by_content_id(built):
     pool, labels = built
     examples = [Example.from_dict(r) for r in pool]
     planted = {ex.id: "planted" in ex.metadata for ex in examples}
-    assert len(labels) == 105 and len({x["id"] for x in labels}) == 105
+    assert len(labels) == 204 and len({x["id"] for x in labels}) == 204
     assert all(x["label"] == int(not planted[x["id"]]) for x in labels)
 
 
@@ -118,7 +118,7 @@ def test_a_quality_model_whose_calibration_would_reverse_its_ranking_is_refused(
     from sftflow.select.quality import train_quality
     from sftflow.select.scorers import embedding_text
     b = _builder()
-    b.LABELLED_SHARE = 0.2                 # 70 labels of this pool: the out-of-fold ranking reverses
+    b.LABELLED_SHARE = 0.1                 # 68 labels of this pool: the out-of-fold ranking reverses
     try:
         pool, labels = b.build(_source(), seed=0)
     finally:
