@@ -22,7 +22,7 @@ from ..engine import EngineConfig, shuffle_partitions
 from ..engine.ray_io import encode, examples_of
 from ..schema import Example
 from .clusters import representative_clusters
-from .dedup import NearDedup, _get_path, keep_order, texts_of
+from .dedup import NearDedup, _get_path, policy_order, texts_of
 from .minhash import _pos_mult, bucket_pairs, choose_bands, jaccard_many, shingle_hashes
 from .ray_rows import kept_of, no_rejects, reject_line, rejects_of
 from .steps import measurements
@@ -155,6 +155,56 @@ def confirmed_pairs(ds_sig, bands: int, p, partitions: int):
     return a, b, j
 
 
+def _linked_only(batch, linked: np.ndarray) -> dict[str, Any]:
+    """What the keep policy reads, for the records in a confirmed pair only."""
+    pick = np.isin(batch["order"], linked)
+    return {k: batch[k][pick] for k in ("order", "id", "response_len", "score")}
+
+
+def near_plan(ds_sig, a, b, jac, p) -> dict[str, np.ndarray]:
+    """Per linked record (``order``, sorted): the position of its cluster's kept record in
+    ``order`` (``rep``), the cluster's size and the similarity to the kept record, chosen as
+    ``resolve_clusters`` chooses them; ``id`` holds the linked records' ids.
+
+    Arrays, not a dict per record: the plan goes to every task of the last pass, and on a
+    1M-record pool with 10% near copies a dict per linked record held hundreds of MB in the
+    driver and in each worker."""
+    linked = np.unique(np.concatenate([a, b]))
+    cols: dict[str, list] = {k: [] for k in ("order", "id", "response_len", "score")}
+    for batch in ds_sig.map_batches(_linked_only, fn_kwargs={"linked": linked},
+                                    batch_format="numpy").iter_batches(batch_format="numpy"):
+        for k, parts in cols.items():
+            parts.append(batch[k])
+    got = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
+    by_order = np.argsort(got["order"], kind="stable")
+    if len(by_order) != len(linked) or not np.array_equal(got["order"][by_order], linked):
+        raise RuntimeError(f"near dedup on Ray: {len(by_order)} rows came back for {len(linked)} linked records")
+    ids = got["id"][by_order].astype(str)
+    response_len = got["response_len"][by_order]
+    score = got["score"][by_order]
+    # index order == position order: a record's index in ``linked`` is its place in the run
+    x, y = np.searchsorted(linked, a), np.searchsorted(linked, b)
+    lo, hi = np.minimum(x, y), np.maximum(x, y)
+    pair_key = lo * len(linked) + hi
+    key_order = np.argsort(pair_key, kind="stable")
+    members = list(range(len(linked)))
+    order = policy_order(members, p.keep, lambda i: int(response_len[i]),
+                         lambda i: _get_path(_nested(p.score_key, json.loads(str(score[i]))), p.score_key or ""),
+                         lambda i: str(ids[i]), p.score_key)
+    rep = representative_clusters(len(linked), np.stack([x, y], axis=1).astype(np.int64).reshape(-1, 2), order)
+    own = np.arange(len(linked))
+    removed = rep != own
+    # A removed record's kept record is one it shares a confirmed pair with (its similarity is that pair's).
+    q = np.minimum(own, rep) * len(linked) + np.maximum(own, rep)
+    where = key_order[np.searchsorted(pair_key[key_order], q[removed])]
+    if not np.array_equal(pair_key[where], q[removed]):
+        raise RuntimeError("near dedup on Ray: a removed record is not paired with its cluster's kept record")
+    sim = np.full(len(linked), np.nan)
+    sim[removed] = np.asarray(jac, dtype=np.float64)[where]      # rounded as locally, where it is written
+    return {"order": linked, "id": ids, "rep": rep.astype(np.int64),
+            "size": np.bincount(rep, minlength=len(linked))[rep], "sim": sim}
+
+
 def _nested(key: str | None, value: Any) -> dict[str, Any]:
     if not key:
         return {}
@@ -164,59 +214,31 @@ def _nested(key: str | None, value: Any) -> dict[str, Any]:
     return node
 
 
-def _linked_only(batch, linked: np.ndarray) -> dict[str, Any]:
-    """What the keep policy reads, for the records in a confirmed pair only."""
-    pick = np.isin(batch["order"], linked)
-    return {k: batch[k][pick] for k in ("order", "id", "response_len", "score")}
-
-
-def near_plan(ds_sig, a, b, jac, p) -> dict[int, dict[str, Any]]:
-    """Per linked record (by order): its cluster, and for a removed one the record kept and
-    the similarity, chosen as ``resolve_clusters`` chooses them."""
-    linked = np.unique(np.concatenate([a, b]))
-    info = {int(r["order"]): r for r in ds_sig.map_batches(_linked_only, fn_kwargs={"linked": linked},
-                                                          batch_format="numpy").take_all()}
-    local = {int(o): k for k, o in enumerate(linked)}      # index order == position order
-    pairs = np.array([[local[int(x)], local[int(y)]] for x, y in zip(a, b)], dtype=np.int64).reshape(-1, 2)
-    sims = {(local[int(x)], local[int(y)]): float(v) for x, y, v in zip(a, b, jac)}
-    # keep_order reads a record's response length or score: stand-ins carry just those.
-    stand_ins = [Example(messages=[{"role": "user", "content": ""},
-                                   {"role": "assistant", "content": "x" * int(info[int(o)]["response_len"])}],
-                         metadata=_nested(p.score_key, json.loads(info[int(o)]["score"])), id=info[int(o)]["id"])
-                 for o in linked]
-    order = keep_order(list(range(len(linked))), stand_ins, p.keep, p.score_key)
-    rep = representative_clusters(len(linked), pairs, order)
-    sizes = np.bincount(rep, minlength=len(linked))
-    plan = {}
-    for k, o in enumerate(linked):
-        r = int(rep[k])
-        entry = {"cluster": stand_ins[r].id, "cluster_size": int(sizes[r])}
-        if r != k:
-            entry["duplicate_of"] = stand_ins[r].id
-            entry["similarity"] = round(sims[(min(k, r), max(k, r))], 4)
-        plan[int(o)] = entry
-    return plan
-
-
-def _apply_plan(batch, plan: dict[int, dict[str, Any]], step: str, describe: str, policy: str) -> dict[str, Any]:
+def _apply_plan(batch, plan: dict[str, np.ndarray], step: str, describe: str, policy: str) -> dict[str, Any]:
     """The plan's records get their cluster measurement (and the removed ones their reject);
     every other record's line is passed on as it came, undecoded."""
     recs, lines = list(batch["rec"]), []
-    for k, o in enumerate(batch["order"]):
-        entry = plan.get(int(o))
-        if entry is None:
+    linked = plan["order"]
+    orders = np.asarray(batch["order"], dtype=np.int64)
+    pos = np.minimum(np.searchsorted(linked, orders), max(len(linked) - 1, 0))
+    hit = linked[pos] == orders if len(linked) else np.zeros(len(orders), dtype=bool)
+    for k in range(len(orders)):
+        if not hit[k]:
             lines.append("")
             continue
+        i = int(pos[k])
+        r = int(plan["rep"][i])
         ex = Example.from_dict(json.loads(recs[k]))
         m = measurements(ex, step)
-        m["cluster"], m["cluster_size"] = entry["cluster"], entry["cluster_size"]
+        m["cluster"], m["cluster_size"] = str(plan["id"][r]), int(plan["size"][i])
         recs[k] = encode(ex.to_dict())
-        if "duplicate_of" not in entry:
+        if r == i:
             lines.append("")
             continue
-        lines.append(reject_line(ex, step, f"{describe} of {entry['duplicate_of']} (similarity "
-                                 f"{entry['similarity']:.3f}; kept by policy '{policy}')",
-                                 {"duplicate_of": entry["duplicate_of"], "similarity": entry["similarity"]}))
+        dup_of, sim = str(plan["id"][r]), round(float(plan["sim"][i]), 4)
+        lines.append(reject_line(ex, step, f"{describe} of {dup_of} (similarity "
+                                 f"{sim:.3f}; kept by policy '{policy}')",
+                                 {"duplicate_of": dup_of, "similarity": sim}))
     return {"order": batch["order"], "rec": recs, "line": lines}
 
 
@@ -231,9 +253,9 @@ def run_near(ray, ds, step: NearDedup, eng: EngineConfig, n: int):
     sig = ds.map_batches(_signatures, fn_kwargs={"p": p, "bands": bands, "rows": rows},
                          batch_size=eng.batch_size, batch_format="numpy").materialize()
     a, b, jac = confirmed_pairs(sig, bands, p, partitions)
-    plan = near_plan(sig, a, b, jac, p) if len(a) else {}
-    if not plan:
+    if not len(a):
         return ds, no_rejects(ray), 0
+    plan = near_plan(sig, a, b, jac, p)
     describe = f"near duplicate (word {p.ngram}-gram Jaccard >= {p.threshold})"
     judged = ds.map_batches(_apply_plan, fn_kwargs={"plan": plan, "step": step.name,
                                                     "describe": describe, "policy": p.keep},
