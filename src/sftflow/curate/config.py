@@ -79,6 +79,19 @@ class TruncationParams(StrictModel):
     min_words: int = Field(4, ge=1, description="the cut_word and convention rules judge answers this long")
 
 
+class EndOfTurnParams(StrictModel):
+    """The scoring model's P(end-of-turn token) after the final answer (sftflow.curate.end_of_turn)."""
+    model: str | None = Field(None, description="scoring model: alias, folder or hub id (default: the recipe's "
+                                                "model, else sftflow's default)")
+    min_prob: float = Field(0.02, ge=0, le=1, description="an answer the model ends its turn after with a lower "
+                                                          "probability is taken as cut off")
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(1024, ge=1, description="longer conversations (tokens) are kept unjudged")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "fp32", description="bf16 autocast (auto: where the hardware has native bf16); the softmax stays fp32")
+    drop: bool = Field(True, description="false: answers under min_prob are flagged in metadata, not rejected")
+
+
 class EchoParams(StrictModel):
     ngram: int = Field(3, ge=1, description="word n-grams compared")
     min_coverage: float = Field(0.8, gt=0, le=1, description="share of the prompt's n-grams in the response")
@@ -205,6 +218,7 @@ STEP_PARAMS: dict[str, type[StrictModel]] = {
     "length": LengthParams,
     "repetition": RepetitionParams,
     "truncation": TruncationParams,
+    "end_of_turn": EndOfTurnParams,
     "refusal": RefusalParams,
     "template_leak": TemplateLeakParams,
     "echo": EchoParams,
@@ -216,6 +230,9 @@ STEP_PARAMS: dict[str, type[StrictModel]] = {
     "diversity": DiversityParams,
     "leakage": LeakageParams,
 }
+
+END_OF_TURN_ON_RAY = ("step 'end_of_turn' does not run with engine ray (each task would load the scoring "
+                      "model); run it with the local engine, or leave it out of steps")
 
 DEFAULT_STEPS = ["empty", "length", "repetition", "truncation", "echo", "restated", "language", "refusal",
                  "template_leak", "exact_dedup", "near_dedup"]
@@ -241,6 +258,7 @@ class CurateConfig(StrictModel):
     length: LengthParams = Field(default_factory=LengthParams)
     repetition: RepetitionParams = Field(default_factory=RepetitionParams)
     truncation: TruncationParams = Field(default_factory=TruncationParams)
+    end_of_turn: EndOfTurnParams = Field(default_factory=EndOfTurnParams)
     refusal: RefusalParams = Field(default_factory=RefusalParams)
     template_leak: TemplateLeakParams = Field(default_factory=TemplateLeakParams)
     echo: EchoParams = Field(default_factory=EchoParams)
@@ -273,6 +291,8 @@ class CurateConfig(StrictModel):
         if "diversity" in self.steps and self.diversity.algorithm == "k_center" and self.diversity.budget is None:
             raise ValueError("step 'diversity' with algorithm k_center needs diversity.budget "
                              "(a count, or a fraction below 1)")
+        if "end_of_turn" in self.steps and self.engine.kind == "ray":
+            raise ValueError(END_OF_TURN_ON_RAY)
         return self
 
     def params(self, step: str) -> StrictModel:

@@ -30,6 +30,7 @@ from .config import CurateConfig
 from .contamination import LeakageStep
 from .dedup import ExactDedup, NearDedup, SemanticDedup
 from .diversity import DiversityStep
+from .end_of_turn import EndOfTurnFilter
 from .filters import (EmptyFilter, LengthFilter, RefusalFilter, RepetitionFilter, TemplateLeakFilter,
                       TruncationFilter)
 from .prompt_checks import EchoFilter, LanguageFilter, RestatedFilter
@@ -45,6 +46,7 @@ def build_steps(cfg: CurateConfig, *, model: str | None = None, tokenizer=None,
         "length": lambda: LengthFilter(cfg.length, tokenizer=tokenizer, model=cfg.model or model),
         "repetition": lambda: RepetitionFilter(cfg.repetition),
         "truncation": lambda: TruncationFilter(cfg.truncation),
+        "end_of_turn": lambda: EndOfTurnFilter(cfg.end_of_turn, model=cfg.model or model),
         "refusal": lambda: RefusalFilter(cfg.refusal),
         "template_leak": lambda: TemplateLeakFilter(cfg.template_leak),
         "echo": lambda: EchoFilter(cfg.echo),
@@ -133,6 +135,10 @@ def curate(inputs: list[str | Path], out_dir: str | Path, cfg: CurateConfig | No
         if "leakage" not in cfg.steps:
             cfg.steps = ["leakage"] + list(cfg.steps)
     if cfg.engine.kind == "ray":
+        if "end_of_turn" in cfg.steps:
+            from ..config import ConfigError
+            from .config import END_OF_TURN_ON_RAY
+            raise ConfigError(END_OF_TURN_ON_RAY)
         from .ray_curate import curate_on_ray
         return curate_on_ray(inputs, out, cfg, fmt=fmt, model=model, tokenizer=tokenizer, progress=progress,
                              collect=collect)
