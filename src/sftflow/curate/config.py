@@ -83,7 +83,7 @@ class EndOfTurnParams(StrictModel):
     """The scoring model's P(end-of-turn token) after the final answer (sftflow.curate.end_of_turn)."""
     model: str | None = Field(None, description="scoring model: alias, folder or hub id (default: the recipe's "
                                                 "model, else sftflow's default)")
-    min_prob: float = Field(0.02, ge=0, le=1, description="an answer the model ends its turn after with a lower "
+    min_prob: float = Field(0.01, ge=0, le=1, description="an answer the model ends its turn after with a lower "
                                                           "probability is taken as cut off")
     batch_size: int = Field(8, ge=1)
     max_length: int = Field(1024, ge=1, description="longer conversations (tokens) are kept unjudged")
