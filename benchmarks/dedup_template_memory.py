@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--distinct", type=int, default=3000)
     ap.add_argument("--cap-mb", type=float, default=1024.0, help="the memory the data may add")
     ap.add_argument("--steps", default="semantic,one_pass",
-                    help="comma-separated; one_pass is O(rows x clusters) in time, slow at 30,000 distinct")
+                    help="comma-separated; one_pass is O(rows x clusters) in time (blockwise: one matrix product per 256 rows)")
     args = ap.parse_args()
     steps = args.steps.split(",")
     base = {s: peak(s, 1, 1)[2] for s in steps}
