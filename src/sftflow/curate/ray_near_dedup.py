@@ -189,7 +189,7 @@ def near_plan(ds_sig, a, b, jac, p) -> dict[str, np.ndarray]:
     key_order = np.argsort(pair_key, kind="stable")
     members = list(range(len(linked)))
     order = policy_order(members, p.keep, lambda i: int(response_len[i]),
-                         lambda i: _get_path(_nested(p.score_key, json.loads(str(score[i]))), p.score_key or ""),
+                         lambda i: json.loads(str(score[i])),      # already read at score_key by _signatures
                          lambda i: str(ids[i]), p.score_key)
     rep = representative_clusters(len(linked), np.stack([x, y], axis=1).astype(np.int64).reshape(-1, 2), order)
     own = np.arange(len(linked))
@@ -203,15 +203,6 @@ def near_plan(ds_sig, a, b, jac, p) -> dict[str, np.ndarray]:
     sim[removed] = np.asarray(jac, dtype=np.float64)[where]      # rounded as locally, where it is written
     return {"order": linked, "id": ids, "rep": rep.astype(np.int64),
             "size": np.bincount(rep, minlength=len(linked))[rep], "sim": sim}
-
-
-def _nested(key: str | None, value: Any) -> dict[str, Any]:
-    if not key:
-        return {}
-    node: Any = value
-    for part in reversed(key.split(".")):
-        node = {part: node}
-    return node
 
 
 def _apply_plan(batch, plan: dict[str, np.ndarray], step: str, describe: str, policy: str) -> dict[str, Any]:
