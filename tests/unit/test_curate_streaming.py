@@ -135,3 +135,19 @@ def test_stream_missing_score_names_the_record(tmp_path, smol_tokenizer, monkeyp
             run([tmp_path / "in.jsonl"], tmp_path / run.__name__, cfg, tokenizer=smol_tokenizer, progress=False)
         errors.append(str(e.value))
     assert errors[0] == errors[1] and "has no numeric metadata 'score' (got None)" in errors[0]
+
+
+def test_stream_keep_policy_reads_a_score_an_earlier_step_wrote(tmp_path, smol_tokenizer, monkeypatch):
+    # The length filter writes curate.length.response_tokens before near dedup runs: both
+    # runs must keep the same record of each cluster by it (here, the one with the longer answer).
+    rows = pool()
+    rows.append({**rows[10], "instruction": rows[10]["instruction"].replace("two", "2"),
+                 "output": rows[10]["output"] + " More people care about them in spring and summer too."})
+    write_pool(tmp_path / "in.jsonl", rows, bad_lines=False)
+    cfg = CurateConfig.model_validate({
+        "stats": False, "steps": ["length", "near_dedup"], "length": {"min_instruction": 2, "min_response": 3},
+        "near_dedup": {"threshold": 0.5, "keep": "highest_score", "score_key": "curate.length.response_tokens"}})
+    a, b = run_both(tmp_path, cfg, smol_tokenizer, monkeypatch)
+    same_outputs(tmp_path)
+    dup = [r for r in b.rejected if r.step == "near_dedup" and r.record["messages"][-1]["content"] == rows[10]["output"]]
+    assert dup, "the shorter copy was not the one removed"

@@ -29,7 +29,7 @@ from ..schema import Example
 from .banding import band_keys, signatures
 from .dedup import ExactDedup, NearDedup, SemanticDedup, _get_path, texts_of
 from .minhash import _pos_mult, choose_bands, normalized_key, shingle_hashes
-from .steps import Filter, Step, group_of
+from .steps import Filter, Step, group_of, measurements
 from .truncation import TruncationFilter, source_of
 
 NONE = np.iinfo(np.int16).max   # ``fail`` of a record no filter rejected on its own evidence
@@ -102,6 +102,8 @@ class ScanState:
         still = []
         trunc = isinstance(step, TruncationFilter)
         for j, ex, m in zip(alive, exs, step.measure_many(exs)):
+            # As the one-shot run does: a later step's keep policy may read what this one measured.
+            measurements(ex, step.name).update(m)
             if trunc:
                 vote[j] = step.convention_vote(ex)
                 conv[j] = step.evidence_before_convention(ex)[1]
