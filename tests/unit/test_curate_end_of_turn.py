@@ -265,3 +265,54 @@ def test_real_model_prefers_to_end_after_a_complete_answer(smol_path):
         full, cut = res[k].prob, res[k + 1].prob
         assert full is not None and cut is not None
         assert full > cut, (PAIRS[k // 2][2], full, cut)
+
+
+CALC = [{"type": "function", "function": {"name": "calculate", "description": "Arithmetic.",
+                                          "parameters": {"type": "object",
+                                                         "properties": {"expression": {"type": "string"}}}}}]
+CALL = {"id": "c1", "type": "function", "function": {"name": "calculate", "arguments": {"expression": "1200 * 0.05"}}}
+TOOL_RECORDS = [
+    # A final answer after a call and its result: read after the answer, not after the call.
+    Example(messages=[{"role": "user", "content": "5% of $1,200?"},
+                      {"role": "assistant", "content": "", "tool_calls": [CALL]},
+                      {"role": "tool", "tool_call_id": "c1", "name": "calculate", "content": "60"},
+                      {"role": "assistant", "content": "Answer: $60.00."}], tools=CALC),
+    # The same answer cut in mid-sentence.
+    Example(messages=[{"role": "user", "content": "5% of $1,200?"},
+                      {"role": "assistant", "content": "", "tool_calls": [CALL]},
+                      {"role": "tool", "tool_call_id": "c1", "name": "calculate", "content": "60"},
+                      {"role": "assistant", "content": "Answer: the interest is"}], tools=CALC),
+    # A turn that ends on its call.
+    Example(messages=[{"role": "user", "content": "5% of $1,200?"},
+                      {"role": "assistant", "content": "", "tool_calls": [CALL]}], tools=CALC),
+    # A reasoning trace before the answer.
+    Example(messages=[{"role": "user", "content": "Is 7 prime?"},
+                      {"role": "assistant", "reasoning_content": "7 has no divisor but 1 and 7.",
+                       "content": "Yes, 7 is prime."}]),
+]
+
+
+def test_tool_and_reasoning_turns_are_read_after_the_final_turn(sharp):
+    model, tok = sharp
+    eot = tok.convert_tokens_to_ids("<|im_end|>")
+    got = end_of_turn_probs(model, tok, TOOL_RECORDS, batch_size=2)
+    for ex, g in zip(TOOL_RECORDS, got):
+        enc = encode(ex.messages, tok, tools=ex.tools, train_on="last")
+        k = max(i for i, lab in enumerate(enc.labels) if lab != -100)
+        assert enc.input_ids[k] == eot
+        with torch.no_grad():
+            want = torch.softmax(model(torch.tensor([enc.input_ids])).logits[0, k - 1].float(), -1)[eot].item()
+        assert g.unjudged is None and g.token == "<|im_end|>"
+        assert g.prob == pytest.approx(want, rel=1e-4, abs=1e-9)
+    # What precedes the read position is the last turn's own text: the answer, the call, the answer after a trace.
+    tails = []
+    for ex in TOOL_RECORDS:
+        enc = encode(ex.messages, tok, tools=ex.tools, train_on="last")
+        k = max(i for i, lab in enumerate(enc.labels) if lab != -100)
+        tails.append(tok.decode(enc.input_ids[:k])[-20:])
+    assert tails[0].endswith("Answer: $60.00.") and tails[1].endswith("the interest is")
+    assert tails[2].rstrip().endswith("</tool_call>") and tails[3].endswith("Yes, 7 is prime.")
+    assert got[0].prob != got[1].prob
+    # The trace is part of the judged turn: without it the number changes.
+    bare = end_of_turn_probs(model, tok, [conv("Is 7 prime?", "Yes, 7 is prime.")])[0].prob
+    assert bare != pytest.approx(got[3].prob, rel=1e-3)
