@@ -223,3 +223,12 @@ def test_flags_not_typed_leave_the_config_defaults(tmp_path, monkeypatch):
     assert cfg.score.scores == ScoreConfig().scores and cfg.novelty is None and cfg.quality is None
     res = CliRunner().invoke(app, ["score", "in.jsonl", "-o", str(tmp_path / "o.jsonl"), "--scores", "ppl"])
     assert res.exit_code == 0 and seen["cfg"].score.scores == ["ppl"]
+
+
+def test_help_never_prints_a_missing_default():
+    # A required field has no default to show: help says nothing rather than "PydanticUndefined".
+    from typer.testing import CliRunner
+    for verb in ("experiment select-vs-random", "train", "curate", "score", "select", "eval", "generate"):
+        res = CliRunner().invoke(app, [*verb.split(), "--help"], terminal_width=200)
+        assert res.exit_code == 0, verb
+        assert "Undefined" not in res.output, verb

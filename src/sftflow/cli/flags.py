@@ -61,6 +61,8 @@ def _is_section(tp: Any) -> bool:
 
 
 def _default_text(info) -> str:
+    if info.is_required():
+        return ""
     if info.default_factory is not None:
         value = info.default_factory()
         if isinstance(value, BaseModel):
