@@ -247,3 +247,27 @@ def test_audit_key_never_reaches_the_scorers_and_is_counted(tmp_path, monkeypatc
         "cover", "spread", "random_0", "random_1", "random_2"}
     assert set(res["difference"]) == {"cover", "spread"} and res["verdict"].startswith("cover: ")
     assert "Known-bad records in the pool: 4 of 12" in (tmp_path / "exp" / "table.md").read_text()
+
+
+def test_select_only_audits_the_arms_without_training(tmp_path, monkeypatch):
+    from sftflow.train import sft
+
+    def no_training(*a, **k):
+        raise AssertionError("select_only trained a model")
+    monkeypatch.setattr(sft, "train", no_training)
+    pool = [Example.single(f"Question {i}?", f"Answer: {i}.", metadata={"planted": "apology"} if i < 4 else {})
+            for i in range(12)]
+    write_examples(tmp_path / "pool.jsonl", pool)
+    write_examples(tmp_path / "held.jsonl", pool[:2])
+    cfg = ExperimentConfig.model_validate({
+        "pool": [str(tmp_path / "pool.jsonl")], "heldout": [str(tmp_path / "held.jsonl")], "budget": 4,
+        "random_arms": 3, "model": "unused", "audit_key": "planted", "select_only": True,
+        "select": {"score": {"scores": ["embedding"], "embedding_method": "tfidf", "use_cache": False}},
+        "selections": [{"name": "cover", "method": "kcenter", "budget": 4}]})
+    res = run_experiment(cfg, tmp_path / "exp")
+    assert res["select_only"] and "runs" not in res and not (tmp_path / "exp" / "runs").exists()
+    assert set(res["audit"]["arms"]) == {"cover", "random_0", "random_1", "random_2"}
+    assert sum(res["audit"]["arms"]["cover"]["by_kind"].values()) == res["audit"]["arms"]["cover"]["bad"]
+    table = (tmp_path / "exp" / "table.md").read_text()
+    assert "nothing was trained" in table and "Known-bad records in the pool: 4 of 12" in table
+    assert json.loads((tmp_path / "exp" / "manifest.json").read_text())["counts"]["runs"] == 0

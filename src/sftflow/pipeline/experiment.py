@@ -74,6 +74,8 @@ class ExperimentConfig(StrictModel):
                                           "budget; empty = one arm 'selected' from select.selection")
     audit_key: str | None = Field(None, description="metadata key of known-bad (planted) records: counted "
                                                     "per arm, removed before scoring so no selector reads it")
+    select_only: bool = Field(False, description="score, select, draw the random subsets and audit them, then "
+                                                 "stop: no training (minutes instead of hours)")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -210,6 +212,13 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path) -> dict[str, Any]
         subsets[r] = random.Random(cfg.seed + 1000 + r).sample(pool, n)
         write_examples(out / "random" / f"subset_{r}.jsonl", subsets[r])
         jobs.append(("random", r, out / "random" / f"subset_{r}.jsonl"))
+    audit = None
+    if cfg.audit_key:
+        chosen = {a: [ex.id for ex in s.selected] for a, s in selected.items()}
+        chosen.update({f"random_{r}": [ex.id for ex in sub] for r, sub in subsets.items()})
+        audit = audit_selection(marks, chosen, cfg.confidence)
+    if cfg.select_only:
+        return _selection_only(out, cfg, budget, n, len(pool), len(heldout), selected, audit)
     runs = [_run_one(cfg, arm, r, f, heldout_file, out / "runs" / f"{arm}_{r}", budget=budget)
             for arm, r, f in jobs]
 
@@ -226,14 +235,32 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path) -> dict[str, Any]
                              "stating the reference's figure (higher is better)", "table": table,
               "plot": str(plot_arms(st["metrics"], runs, st["arms"], out / "select_vs_random.png"))}
     text = table + f"\n\nverdict (held-out loss): {result['verdict']}\n"
-    if cfg.audit_key:
-        chosen = {a: [ex.id for ex in s.selected] for a, s in selected.items()}
-        chosen.update({f"random_{r}": [ex.id for ex in sub] for r, sub in subsets.items()})
-        result["audit"] = audit_selection(marks, chosen, cfg.confidence)
-        text += "\n" + audit_table(result["audit"]) + "\n"
+    if audit is not None:
+        result["audit"] = audit
+        text += "\n" + audit_table(audit) + "\n"
     atomic_write_text(out / "results.json", json.dumps(result, indent=2, default=str))
     atomic_write_text(out / "table.md", text)
     write_manifest(out, stage="experiment:select-vs-random", inputs=list(cfg.pool) + list(cfg.heldout),
                    config=cfg, counts={"pool": len(pool), "heldout": len(heldout), "subset": n,
                                        "runs": len(runs)})
+    return result
+
+
+def _selection_only(out: Path, cfg: ExperimentConfig, budget: int, n: int, n_pool: int, n_heldout: int,
+                    selected: dict[str, Any], audit: dict[str, Any] | None) -> dict[str, Any]:
+    """``select_only``: what the arms chose (and, with an audit key, how many known-bad
+    records each let in against the random subsets), with no training and no verdict."""
+    result = {"budget": budget, "subset_size": n, "pool": n_pool, "heldout": n_heldout,
+              "random_arms": cfg.random_arms, "selection_arms": list(selected), "select_only": True,
+              "selection": {a: s.summary for a, s in selected.items()},
+              "verdict": "not trained (select_only): selection level only"}
+    text = (f"select_only: {len(selected)} selection arm(s) and {cfg.random_arms} random subsets of {n} "
+            f"from a pool of {n_pool}; nothing was trained.\n")
+    if audit is not None:
+        result["audit"] = audit
+        text += "\n" + audit_table(audit) + "\n"
+    atomic_write_text(out / "results.json", json.dumps(result, indent=2, default=str))
+    atomic_write_text(out / "table.md", text)
+    write_manifest(out, stage="experiment:select-vs-random", inputs=list(cfg.pool) + list(cfg.heldout),
+                   config=cfg, counts={"pool": n_pool, "heldout": n_heldout, "subset": n, "runs": 0})
     return result
