@@ -7,10 +7,11 @@
   records a near copy of another) written as JSONL shards of 10,000 records, local engine vs a Ray
   cluster of ``--cpus`` CPUs started here; reading and writing included. The kept and
   rejected files are checked equal before any number is printed.
-* peak memory per worker: the largest unique set (USS) of any Ray worker process, sampled
-  every 0.2 s, on a pool of a quarter of the records and on the whole pool: a worker
-  holds a batch and a shuffle partition (partitions grow with the input), so the figure
-  should stay about level; the 200k figures in docs/scaling.md show how far it does.
+* peak memory per worker: the largest own memory (unique pages outside Ray's object
+  store; see ``own_and_store``) of any Ray worker process, sampled every 0.2 s, on a pool
+  of a quarter of the records and on the whole pool: a worker holds a batch and a shuffle
+  partition (partitions grow with the input), so the figure should stay about level. The
+  driver's own growth is sampled the same way.
 * scoring: ppl + IFD with a tiny random 2-layer model (so the run takes seconds, and the
   figure is the engine's overhead, not the model's speed), local vs 2 Ray actors.
 
@@ -41,7 +42,7 @@ import psutil  # noqa: E402
 
 from sftflow.curate.config import CurateConfig  # noqa: E402
 from sftflow.curate.pipeline import curate  # noqa: E402
-from sftflow.engine import EngineConfig  # noqa: E402
+from sftflow.engine import EngineConfig, start_or_join  # noqa: E402
 from sftflow.io import write_examples  # noqa: E402
 from sftflow.schema import Example  # noqa: E402
 
@@ -80,19 +81,33 @@ def write_shards(n: int, folder: Path, size: int = 10_000) -> list[Path]:
     return paths
 
 
+def own_and_store(proc: psutil.Process) -> tuple[int, int]:
+    """(own, store) bytes of a process: its unique pages outside Ray's object store, and
+    the object-store pages (``/dev/shm/plasma*``) it alone has mapped. psutil's USS counts
+    both, and the second is Ray's shared store (bounded by ``object_store_memory``,
+    spilled to disk past it), not memory the process holds."""
+    own = store = 0
+    for m in proc.memory_maps(grouped=True):
+        private = m.private_clean + m.private_dirty
+        if "plasma" in m.path:
+            store += private
+        else:
+            own += private
+    return own, store
+
+
 class WorkerMemory:
-    """Peak unique memory (USS) of Ray worker processes (named ``ray::...``), and of this
-    process (the driver) above what it held at the start, sampled in a thread. USS, not
-    RSS: a worker that reads a block maps the object store's shared memory, which RSS
-    counts in every process that touched it."""
+    """Peak memory of Ray worker processes (named ``ray::...``) and of this process (the
+    driver, above what it held at the start), sampled in a thread, split by
+    ``own_and_store``: what the process holds itself, and the object-store pages it alone
+    touched (a worker that creates or reads a block maps the store's shared memory)."""
 
     def __init__(self):
-        self.peak = 0
         gc.collect()
         self._me = psutil.Process()
-        self._base = self._me.memory_full_info().uss
-        self.driver = 0
-        self.by_task: dict[str, int] = {}     # the process title Ray gives a busy worker -> peak
+        self._base = own_and_store(self._me)[0]
+        self.peak = self.peak_store = self.driver = self.driver_store = 0
+        self.by_task: dict[str, int] = {}     # the process title Ray gives a busy worker -> peak own
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -102,13 +117,14 @@ class WorkerMemory:
                 cmd = " ".join(p.info["cmdline"] or [])
                 if cmd.startswith("ray::"):
                     try:
-                        rss = p.memory_full_info().uss
-                    except (psutil.NoSuchProcess, psutil.AccessDenied):
+                        own, store = own_and_store(p)
+                    except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError):
                         continue
-                    self.peak = max(self.peak, rss)
+                    self.peak, self.peak_store = max(self.peak, own), max(self.peak_store, store)
                     title = cmd.split()[0][:60]
-                    self.by_task[title] = max(self.by_task.get(title, 0), rss)
-            self.driver = max(self.driver, self._me.memory_full_info().uss - self._base)
+                    self.by_task[title] = max(self.by_task.get(title, 0), own)
+            own, store = own_and_store(self._me)
+            self.driver, self.driver_store = max(self.driver, own - self._base), max(self.driver_store, store)
             self._stop.wait(0.2)
 
     def __enter__(self):
@@ -172,7 +188,7 @@ def main() -> None:
         quarter = write_shards(args.records // 4, tmp / "quarter")
         whole = write_shards(args.records, tmp / "whole")
         local_s, removed = near_dedup(whole, tmp / "local", "local", args.batch_size)
-        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+        start_or_join(EngineConfig(kind="ray", num_cpus=args.cpus))     # the cluster a user's run starts
         try:
             near_dedup(quarter, tmp / "warm", "ray", args.batch_size)      # worker start-up, not counted
             with WorkerMemory() as mem_quarter:
@@ -189,10 +205,14 @@ def main() -> None:
           f"{os.cpu_count()}-core machine; Ray and local outputs identical")
     print(f"  local: {local_rps:>10,.0f} records/s ({local_s:.1f} s)")
     print(f"  ray:   {ray_rps:>10,.0f} records/s ({ray_s:.1f} s)   ratio ray/local {ray_rps / local_rps:.2f}")
-    print(f"  peak worker USS: {mem_quarter.peak / 2**20:,.0f} MB at {args.records // 4} records, "
-          f"{mem_whole.peak / 2**20:,.0f} MB at {args.records}")
-    print(f"  driver USS growth: {mem_quarter.driver / 2**20:,.0f} MB at {args.records // 4} records, "
-          f"{mem_whole.driver / 2**20:,.0f} MB at {args.records}")
+    mb = 2 ** 20
+    print(f"  peak worker memory (own, outside the object store): {mem_quarter.peak / mb:,.0f} MB at "
+          f"{args.records // 4} records, {mem_whole.peak / mb:,.0f} MB at {args.records}")
+    print(f"  peak object-store pages one worker alone mapped: {mem_quarter.peak_store / mb:,.0f} MB, "
+          f"{mem_whole.peak_store / mb:,.0f} MB")
+    print(f"  driver growth (own): {mem_quarter.driver / mb:,.0f} MB at {args.records // 4} records, "
+          f"{mem_whole.driver / mb:,.0f} MB at {args.records}; object-store pages it mapped: "
+          f"{mem_quarter.driver_store / mb:,.0f} MB, {mem_whole.driver_store / mb:,.0f} MB")
     top = sorted(mem_whole.by_task.items(), key=lambda kv: -kv[1])[:4]
     print("  largest at the whole pool: " + ", ".join(f"{t} {v / 2**20:,.0f} MB" for t, v in top))
     if scores:

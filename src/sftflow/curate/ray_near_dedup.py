@@ -29,6 +29,10 @@ from .steps import measurements
 
 MAX_GROUP = 32          # as minhash._band_pairs: a bigger bucket gives a star plus a chain
 BAND_ROWS_PER_PARTITION = 250_000       # ~8 MB of band rows (~12k records) per shuffle partition
+# Records per block entering a shuffle: a sort shuffle makes (blocks x partitions) pieces,
+# each an object the driver tracks, so the blocks are larger than a filter's batch (16k
+# records: ~10 MB of band rows, ~5 MB of shingle sets).
+SHUFFLE_INPUT_RECORDS = 16_384
 
 
 def _signatures(batch, p, bands: int, rows: int) -> dict[str, Any]:
@@ -138,9 +142,10 @@ def confirmed_pairs(ds_sig, bands: int, p, partitions: int):
     aggregator actors and needs polars).
     """
     bucketed = ds_sig.map_batches(_band_rows, fn_kwargs={"bands": bands, "partitions": partitions},
-                                  batch_format="numpy")
+                                  batch_size=SHUFFLE_INPUT_RECORDS, batch_format="numpy")
     cand = bucketed.groupby("part", num_partitions=partitions).map_groups(_bucket_pairs, batch_format="numpy")
-    sets = ds_sig.map_batches(_set_rows, fn_kwargs={"partitions": partitions}, batch_format="numpy")
+    sets = ds_sig.map_batches(_set_rows, fn_kwargs={"partitions": partitions},
+                              batch_size=SHUFFLE_INPUT_RECORDS, batch_format="numpy")
     with_a = (cand.map_batches(_pair_rows, fn_kwargs={"side": "a", "partitions": partitions},
                                batch_format="numpy").union(sets)
               .groupby("part", num_partitions=partitions).map_groups(_join_a, batch_format="numpy"))

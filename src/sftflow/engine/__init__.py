@@ -53,6 +53,17 @@ def _import_ray():
     return ray
 
 
+# Ray keeps a task's small return values (under ``max_direct_call_object_size``, 100 KB by
+# default) in the heap of the process that owns them, and the driver owns every block of a
+# Ray Data shuffle. A sort shuffle cuts each map block into one piece per partition, and the
+# partitions grow with the input, so past some size every piece is small and the whole
+# shuffle sits in the driver's heap: near dedup on 1M records (pieces of ~1,000 band rows,
+# 32 KB) grew the driver by 1.2-1.5 GB, against 15 MB at 250k records (pieces of 130 KB). A
+# cluster started here puts every return over 1 KB in the object store, which spills to
+# disk; a cluster joined by address keeps its own setting (docs/scaling.md says how to set it).
+SMALL_RETURN_BYTES = 1024
+
+
 def start_or_join(cfg: EngineConfig) -> bool:
     """Connect this process to Ray; returns True when this call started the connection.
 
@@ -66,7 +77,8 @@ def start_or_join(cfg: EngineConfig) -> bool:
     if cfg.address:
         ray.init(address=cfg.address, log_to_driver=False)
     else:
-        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=False,
+                 _system_config={"max_direct_call_object_size": SMALL_RETURN_BYTES})
     return True
 
 
