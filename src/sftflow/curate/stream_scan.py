@@ -164,10 +164,10 @@ class ScanState:
         self._add(f"score{k}", out)
 
     def finish(self) -> None:
-        """Join the batches' parts into one array per column."""
-        for name, parts in self._parts.items():
-            self.cols[name] = np.concatenate(parts)
-        self._parts = {}
+        """Join the batches' parts into one array per column, letting each column's parts go
+        as it is joined (so the peak holds the columns plus one column's parts, not twice all)."""
+        for name in list(self._parts):
+            self.cols[name] = np.concatenate(self._parts.pop(name))
         if self.n == 0:
             for name, dtype in (("fail", np.int16), ("flagged", np.uint32), ("conv", bool), ("vote", np.int8),
                                 ("group", np.int32), ("source", np.int32), ("resp_len", np.int64)):
