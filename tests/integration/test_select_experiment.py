@@ -261,10 +261,19 @@ def test_select_only_audits_the_arms_without_training(tmp_path, monkeypatch):
     write_examples(tmp_path / "held.jsonl", pool[:2])
     cfg = ExperimentConfig.model_validate({
         "pool": [str(tmp_path / "pool.jsonl")], "heldout": [str(tmp_path / "held.jsonl")], "budget": 4,
-        "random_arms": 3, "model": "unused", "audit_key": "planted", "select_only": True,
+        "random_arms": 3, "model": "unused", "audit_key": "planted",
         "select": {"score": {"scores": ["embedding"], "embedding_method": "tfidf", "use_cache": False}},
         "selections": [{"name": "cover", "method": "kcenter", "budget": 4}]})
-    res = run_experiment(cfg, tmp_path / "exp")
+    import yaml
+    from typer.testing import CliRunner
+
+    from sftflow.cli import app
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg.model_dump(exclude={"select_only"})))
+    cli = CliRunner().invoke(app, ["experiment", "select-vs-random", "--config", str(tmp_path / "exp.yaml"),
+                                   "--select-only", "-o", str(tmp_path / "exp")])
+    assert cli.exit_code == 0, cli.output
+    assert "nothing was trained" in cli.output and "verdict: not trained (select_only)" in cli.output
+    res = json.loads((tmp_path / "exp" / "results.json").read_text())
     assert res["select_only"] and "runs" not in res and not (tmp_path / "exp" / "runs").exists()
     assert set(res["audit"]["arms"]) == {"cover", "random_0", "random_1", "random_2"}
     assert sum(res["audit"]["arms"]["cover"]["by_kind"].values()) == res["audit"]["arms"]["cover"]["bad"]

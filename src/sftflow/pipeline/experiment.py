@@ -259,6 +259,7 @@ def _selection_only(out: Path, cfg: ExperimentConfig, budget: int, n: int, n_poo
     if audit is not None:
         result["audit"] = audit
         text += "\n" + audit_table(audit) + "\n"
+    result["table"] = text
     atomic_write_text(out / "results.json", json.dumps(result, indent=2, default=str))
     atomic_write_text(out / "table.md", text)
     write_manifest(out, stage="experiment:select-vs-random", inputs=list(cfg.pool) + list(cfg.heldout),
