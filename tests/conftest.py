@@ -52,6 +52,25 @@ def tiny_model_dir(tmp_path_factory, smol_tokenizer) -> str:
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), smol_tokenizer))
 
 
+@pytest.fixture(scope="session")
+def sharp_model_dir(tmp_path_factory, smol_tokenizer) -> str:
+    """The tiny random Llama with wide weights (std 0.3), saved by path: its next-token
+    probabilities spread over orders of magnitude, where the default init's sit near
+    1/vocabulary, so a threshold on them splits records."""
+    import torch
+
+    from sftflow.models import load_model
+    out = build_tiny_model(tmp_path_factory.mktemp("sharp-llama"), smol_tokenizer, seed=3)
+    model = load_model(str(out))
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    model.save_pretrained(out)
+    return str(out)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A 2-CPU Ray cluster on this machine for one test module, stopped after it.

@@ -53,6 +53,28 @@ def test_ray_curate_writes_the_local_files(cluster, shards, tmp_path, keep):
     assert len(on_ray.kept) + len(on_ray.rejected) == on_ray.n_input
 
 
+def test_ray_keeps_the_highest_scored_record_of_each_cluster_as_locally(cluster, tmp_path):
+    import random
+    rng = random.Random(0)
+    exs = pool()
+    for ex in exs:
+        ex.metadata.setdefault("scores", {})["q"] = round(rng.random(), 6)
+    scored = write_shards(exs, tmp_path / "scored", shards=3)
+    near = {"keep": "highest_score", "score_key": "scores.q"}
+    cfg = {e: CurateConfig(steps=["near_dedup"], stats=False, plots=False, near_dedup={"threshold": 0.6, **near},
+                           engine=EngineConfig(kind=e, batch_size=64)) for e in ("local", "ray")}
+    local = curate(scored, tmp_path / "local", cfg["local"], progress=False)
+    curate(scored, tmp_path / "ray", cfg["ray"], progress=False)
+    for name in ("kept.jsonl", "rejected.jsonl"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    # The policy was applied, not the first-seen rule: some cluster keeps a later, better-scored record.
+    score = {e.id: e.metadata["scores"]["q"] for e in exs}
+    first_seen = {e.id: i for i, e in enumerate(exs)}
+    dups = [(r.record["id"], r.value["duplicate_of"]) for r in local.rejected]
+    assert dups and all(score[kept] >= score[dup] for dup, kept in dups)
+    assert any(first_seen[kept] > first_seen[dup] for dup, kept in dups)
+
+
 def test_ray_curate_reads_a_bad_line_as_a_read_reject(cluster, shards, tmp_path):
     bad = shards[0].parent / "bad"
     bad.mkdir(exist_ok=True)
@@ -141,3 +163,39 @@ def test_semantic_dedup_embeds_on_actors_and_finds_the_local_duplicates(cluster,
     again, again_dups = run("ray")
     assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["engine"]["embedded"] == 0
     assert [e.id for e in again.kept] == [e.id for e in on_ray.kept] and again_dups.keys() == ray_dups.keys()
+
+
+def test_ray_curate_without_collecting_counts_what_it_wrote(cluster, shards, tmp_path):
+    local = curate(shards, tmp_path / "local", _config("local"), progress=False, collect=False)
+    on_ray = curate(shards, tmp_path / "ray", _config("ray"), progress=False, collect=False)
+    assert not isinstance(on_ray.kept, list), "the Ray run collected its records into the driver"
+    for name, count in (("kept.jsonl", on_ray.kept_count), ("rejected.jsonl", on_ray.rejected_count)):
+        assert count == len((tmp_path / "ray" / name).read_text().splitlines()) > 0, name
+    assert (on_ray.kept_count, on_ray.rejected_count, on_ray.n_input) == \
+        (local.kept_count, local.rejected_count, local.n_input)
+
+
+def test_end_of_turn_on_ray_actors_judges_as_locally(cluster, shards, tmp_path, sharp_model_dir):
+    # One model load per actor; the same records rejected for the same reasons as locally,
+    # and every probability within float noise of the local one (other batches, other padding).
+    def run(engine, min_prob, out):
+        cfg = CurateConfig(steps=["end_of_turn"], stats=False, plots=False,
+                           end_of_turn={"model": sharp_model_dir, "min_prob": min_prob, "batch_size": 4},
+                           engine=EngineConfig(kind=engine, batch_size=64, actors=2))
+        res = curate(shards, tmp_path / out, cfg, progress=False)
+        probs = {e.id: e.metadata["curate"]["end_of_turn"]["eot_prob"] for e in res.kept}
+        probs.update({r.record["id"]: r.record["metadata"]["curate"]["end_of_turn"]["eot_prob"]
+                      for r in res.rejected})
+        return res, probs
+
+    # The threshold is the median probability, so about half the records go.
+    _, first = run("local", 0.0, "probe")
+    median = sorted(first.values())[len(first) // 2]
+    local, local_p = run("local", median, "local")
+    on_ray, ray_p = run("ray", median, "ray")
+    assert local.rejected and local.kept, "the threshold splits nothing: the test would test nothing"
+    assert [e.id for e in on_ray.kept] == [e.id for e in local.kept]
+    assert [(r.record["id"], r.reason) for r in on_ray.rejected] == [(r.record["id"], r.reason) for r in local.rejected]
+    assert ray_p.keys() == local_p.keys()
+    for k, v in local_p.items():
+        assert ray_p[k] == pytest.approx(v, rel=2e-3), k

@@ -49,21 +49,9 @@ RECORDS = [
 
 
 @pytest.fixture(scope="module")
-def sharp_dir(tmp_path_factory, smol_tokenizer) -> str:
-    """The tiny random Llama with wide weights, saved so curate can load it by path."""
-    from conftest import build_tiny_model
-
-    from sftflow.models import load_model
-    out = tmp_path_factory.mktemp("sharp-llama")
-    build_tiny_model(out, smol_tokenizer, seed=3)
-    model = load_model(str(out))
-    gen = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    model.save_pretrained(out)
-    return str(out)
+def sharp_dir(sharp_model_dir) -> str:
+    """The tiny random Llama with wide weights (``conftest.sharp_model_dir``)."""
+    return sharp_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -224,18 +212,12 @@ def test_curate_run_streaming_and_in_memory(tmp_path, sharp, sharp_dir, monkeypa
     assert (tmp_path / "mem" / "rejected.jsonl").read_bytes() == (tmp_path / "stream" / "rejected.jsonl").read_bytes()
 
 
-def test_config_opt_in_and_ray_refused(tmp_path):
+def test_config_opt_in(tmp_path):
     assert "end_of_turn" not in DEFAULT_STEPS
     cfg = CurateConfig(steps=["end_of_turn"], end_of_turn={"min_prob": 0.1, "drop": False})
     assert cfg.end_of_turn.min_prob == 0.1 and cfg.end_of_turn.model is None
-    with pytest.raises(ValueError, match="end_of_turn.*engine ray"):
-        CurateConfig(steps=["empty", "end_of_turn"], engine={"kind": "ray"})
     with pytest.raises(ValueError, match="min_prob"):
         CurateConfig(end_of_turn={"min_prob": 1.5})
-    late = CurateConfig(steps=["end_of_turn"])
-    late.engine.kind = "ray"
-    with pytest.raises(ValueError, match="end_of_turn.*engine ray"):
-        curate([tmp_path / "none.jsonl"], tmp_path / "out", late, progress=False)
 
 
 PAIRS = [  # (question, complete answer, the same answer cut in mid-sentence)

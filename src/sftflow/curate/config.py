@@ -231,9 +231,6 @@ STEP_PARAMS: dict[str, type[StrictModel]] = {
     "leakage": LeakageParams,
 }
 
-END_OF_TURN_ON_RAY = ("step 'end_of_turn' does not run with engine ray (each task would load the scoring "
-                      "model); run it with the local engine, or leave it out of steps")
-
 DEFAULT_STEPS = ["empty", "length", "repetition", "truncation", "echo", "restated", "language", "refusal",
                  "template_leak", "exact_dedup", "near_dedup"]
 
@@ -291,8 +288,6 @@ class CurateConfig(StrictModel):
         if "diversity" in self.steps and self.diversity.algorithm == "k_center" and self.diversity.budget is None:
             raise ValueError("step 'diversity' with algorithm k_center needs diversity.budget "
                              "(a count, or a fraction below 1)")
-        if "end_of_turn" in self.steps and self.engine.kind == "ray":
-            raise ValueError(END_OF_TURN_ON_RAY)
         return self
 
     def params(self, step: str) -> StrictModel:

@@ -135,10 +135,6 @@ def curate(inputs: list[str | Path], out_dir: str | Path, cfg: CurateConfig | No
         if "leakage" not in cfg.steps:
             cfg.steps = ["leakage"] + list(cfg.steps)
     if cfg.engine.kind == "ray":
-        if "end_of_turn" in cfg.steps:
-            from ..config import ConfigError
-            from .config import END_OF_TURN_ON_RAY
-            raise ConfigError(END_OF_TURN_ON_RAY)
         from .ray_curate import curate_on_ray
         return curate_on_ray(inputs, out, cfg, fmt=fmt, model=model, tokenizer=tokenizer, progress=progress,
                              collect=collect)

@@ -20,6 +20,7 @@ from ..engine import EngineConfig, shuffle_partitions, worker_count
 from ..engine.ray_io import encode, encode_examples, examples_of
 from ..schema import Example
 from .dedup import ExactDedup, SemanticDedup, texts_of
+from .end_of_turn import EndOfTurnFilter
 from .filters import LengthFilter, words
 from .minhash import normalized_key
 from .ray_rows import kept_of, reject_line, rejects_of, rows_dataset, verdict_rows
@@ -109,17 +110,19 @@ def _judge_batch(batch: dict[str, np.ndarray], step: Filter) -> dict[str, Any]:
 def run_filter(ray, ds, step: Filter, eng: EngineConfig, n: int):
     """(kept, rejected, flagged count) of a per-record filter.
 
-    A filter that loads a model (the length filter's tokenizer) runs in actors, one load
-    per actor; the others run as plain tasks, which start in Ray's warm worker pool. What
-    comes to the driver is one (group, reason) per rejected member of a group.
+    A filter that loads a model (the length filter's tokenizer, end_of_turn's scoring model,
+    with ``gpus_per_actor`` GPUs) runs in actors, one load per actor; the others run as plain
+    tasks, which start in Ray's warm worker pool. What comes to the driver is one (group,
+    reason) per rejected member of a group.
     """
     from ray.data.expressions import col
     if isinstance(step, TruncationFilter):
         prepare_truncation(ds, step, eng)
-    if isinstance(step, LengthFilter):
+    if isinstance(step, (LengthFilter, EndOfTurnFilter)):
+        gpus = {"num_gpus": eng.gpus_per_actor} if isinstance(step, EndOfTurnFilter) and eng.gpus_per_actor else {}
         judged = ds.map_batches(FilterWorker, fn_constructor_args=(step,), batch_size=eng.batch_size,
                                 batch_format="numpy", concurrency=worker_count(eng),
-                                num_cpus=eng.cpus_per_actor)
+                                num_cpus=eng.cpus_per_actor, **gpus)
     else:
         judged = ds.map_batches(_judge_batch, fn_kwargs={"step": step}, batch_size=eng.batch_size,
                                 batch_format="numpy")
