@@ -243,3 +243,16 @@ def test_semantic_chain_keeps_the_far_end():
     res = SemanticDedup(SemanticDedupParams(threshold=0.95), embeddings=lambda texts, **kw: vecs).run(recs)
     assert [e.id for e in res.kept] == [recs[0].id, recs[2].id]
     assert [r.value["duplicate_of"] for r in res.rejected] == [recs[0].id]
+
+
+def test_band_pairs_over_chosen_rows_equal_the_pairs_of_those_rows_alone():
+    import numpy as np
+
+    from sftflow.curate.banding import pairs_from_keys
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 6, size=(300, 4)).astype(np.uint64)     # small key space: many buckets of 2+
+    rows = np.sort(rng.choice(300, size=170, replace=False))
+    got = pairs_from_keys(keys, rows=rows)
+    assert len(got) > 100
+    assert np.array_equal(got, pairs_from_keys(keys[rows]))
+    assert not np.array_equal(got, pairs_from_keys(keys[:170]))

@@ -62,13 +62,14 @@ def bucket_pairs(members: np.ndarray, max_group: int) -> list[np.ndarray]:
             np.stack([members[:-1], members[1:]], axis=1)]
 
 
-def pairs_from_keys(keys: np.ndarray, max_group: int = 32) -> np.ndarray:
+def pairs_from_keys(keys: np.ndarray, max_group: int = 32, rows: np.ndarray | None = None) -> np.ndarray:
     """Candidate pairs (i < j) of rows sharing any band key, as a sorted unique (m, 2) int64
-    array; rows are the indices into ``keys``."""
-    n = keys.shape[0]
+    array; rows are the indices into ``keys``, or into ``rows`` when given (only those rows
+    of ``keys`` take part: one band's column is copied at a time, not the whole matrix)."""
+    n = keys.shape[0] if rows is None else len(rows)
     out: list[np.ndarray] = []
     for b in range(keys.shape[1]):
-        key = keys[:, b]
+        key = keys[:, b] if rows is None else keys[rows, b]
         order = np.argsort(key, kind="stable")
         sk = key[order]
         bounds = np.flatnonzero(np.diff(sk)) + 1

@@ -150,7 +150,7 @@ def _near(plan: Plan, state: ScanState, k: int, step: NearDedup, surv: np.ndarra
         return
     p = step.p
     sub = surv[state.cols[f"nonempty{k}"][surv]]
-    cand = sub[pairs_from_keys(state.cols[f"near{k}"][sub])] if len(sub) >= 2 else np.zeros((0, 2), np.int64)
+    cand = sub[pairs_from_keys(state.cols[f"near{k}"], rows=sub)] if len(sub) >= 2 else np.zeros((0, 2), np.int64)
     needed = np.unique(cand)
     flat, off = (shingle_hashes(texts_at(needed, lambda ex: texts_of([ex], p.field)[0]), p.ngram)
                  if len(needed) else (None, None))
