@@ -29,9 +29,9 @@ from .steps import measurements
 
 MAX_GROUP = 32          # as minhash._band_pairs: a bigger bucket gives a star plus a chain
 BAND_ROWS_PER_PARTITION = 250_000       # ~8 MB of band rows (~12k records) per shuffle partition
-# Records per block entering a shuffle: a sort shuffle makes (blocks x partitions) pieces,
-# each an object the driver tracks, so the blocks are larger than a filter's batch (16k
-# records: ~10 MB of band rows, ~5 MB of shingle sets).
+# Records per block entering a shuffle (at least; a larger --engine-batch-size wins): a sort
+# shuffle makes (blocks x partitions) pieces, each an object the driver tracks, so the blocks
+# are larger than a filter's batch (16k records: ~10 MB of band rows, ~5 MB of shingle sets).
 SHUFFLE_INPUT_RECORDS = 16_384
 
 
@@ -132,7 +132,7 @@ def _join_b_and_confirm(batch, threshold: float) -> dict[str, Any]:
     return {"a": a[ok], "b": b[ok], "jaccard": jac[ok]}
 
 
-def confirmed_pairs(ds_sig, bands: int, p, partitions: int):
+def confirmed_pairs(ds_sig, bands: int, p, partitions: int, block: int = SHUFFLE_INPUT_RECORDS):
     """(a, b, jaccard) arrays of the confirmed near-duplicate pairs, by record ``order``.
 
     Three shuffles, each a groupby on a hash partition with numpy inside (one call per
@@ -142,10 +142,10 @@ def confirmed_pairs(ds_sig, bands: int, p, partitions: int):
     aggregator actors and needs polars).
     """
     bucketed = ds_sig.map_batches(_band_rows, fn_kwargs={"bands": bands, "partitions": partitions},
-                                  batch_size=SHUFFLE_INPUT_RECORDS, batch_format="numpy")
+                                  batch_size=block, batch_format="numpy")
     cand = bucketed.groupby("part", num_partitions=partitions).map_groups(_bucket_pairs, batch_format="numpy")
     sets = ds_sig.map_batches(_set_rows, fn_kwargs={"partitions": partitions},
-                              batch_size=SHUFFLE_INPUT_RECORDS, batch_format="numpy")
+                              batch_size=block, batch_format="numpy")
     with_a = (cand.map_batches(_pair_rows, fn_kwargs={"side": "a", "partitions": partitions},
                                batch_format="numpy").union(sets)
               .groupby("part", num_partitions=partitions).map_groups(_join_a, batch_format="numpy"))
@@ -248,7 +248,7 @@ def run_near(ray, ds, step: NearDedup, eng: EngineConfig, n: int):
     partitions = max(shuffle_partitions(ray), -(-n * bands // BAND_ROWS_PER_PARTITION))
     sig = ds.map_batches(_signatures, fn_kwargs={"p": p, "bands": bands, "rows": rows},
                          batch_size=eng.batch_size, batch_format="numpy").materialize()
-    a, b, jac = confirmed_pairs(sig, bands, p, partitions)
+    a, b, jac = confirmed_pairs(sig, bands, p, partitions, max(SHUFFLE_INPUT_RECORDS, eng.batch_size))
     if not len(a):
         return ds, no_rejects(ray), 0
     plan = near_plan(sig, a, b, jac, p)
