@@ -227,19 +227,24 @@ def test_audit_counts_known_bad_records_against_the_hypergeometric_law():
     assert arm["low"] < 0.1 < arm["high"]
 
 
-def test_audit_key_never_reaches_the_scorers_and_is_counted(tmp_path, monkeypatch):
-    from sftflow.train import sft
-    monkeypatch.setattr(sft, "train", _fake_training([]))
+def _planted_experiment(tmp_path, selections: list[dict]) -> ExperimentConfig:
+    """12 records, the first 4 marked planted; arms chosen by tf-idf embeddings (no model)."""
     pool = [Example.single(f"Question {i}?", f"Answer: {i}.", metadata={"planted": "apology"} if i < 4 else {})
             for i in range(12)]
     write_examples(tmp_path / "pool.jsonl", pool)
     write_examples(tmp_path / "held.jsonl", pool[:2])
-    cfg = ExperimentConfig.model_validate({
+    return ExperimentConfig.model_validate({
         "pool": [str(tmp_path / "pool.jsonl")], "heldout": [str(tmp_path / "held.jsonl")], "budget": 4,
         "random_arms": 3, "model": "unused", "audit_key": "planted",
         "select": {"score": {"scores": ["embedding"], "embedding_method": "tfidf", "use_cache": False}},
-        "selections": [{"name": "cover", "method": "kcenter", "budget": 4},
-                       {"name": "spread", "method": "kcenter", "budget": 4, "seed": 1}]})
+        "selections": selections})
+
+
+def test_audit_key_never_reaches_the_scorers_and_is_counted(tmp_path, monkeypatch):
+    from sftflow.train import sft
+    monkeypatch.setattr(sft, "train", _fake_training([]))
+    cfg = _planted_experiment(tmp_path, [{"name": "cover", "method": "kcenter", "budget": 4},
+                                         {"name": "spread", "method": "kcenter", "budget": 4, "seed": 1}])
     res = run_experiment(cfg, tmp_path / "exp")
     for f in ("pool.jsonl", "select/scored.jsonl", "select/cover/selected.jsonl", "random/subset_0.jsonl"):
         assert "planted" not in (tmp_path / "exp" / f).read_text()
@@ -255,15 +260,7 @@ def test_select_only_audits_the_arms_without_training(tmp_path, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("select_only trained a model")
     monkeypatch.setattr(sft, "train", no_training)
-    pool = [Example.single(f"Question {i}?", f"Answer: {i}.", metadata={"planted": "apology"} if i < 4 else {})
-            for i in range(12)]
-    write_examples(tmp_path / "pool.jsonl", pool)
-    write_examples(tmp_path / "held.jsonl", pool[:2])
-    cfg = ExperimentConfig.model_validate({
-        "pool": [str(tmp_path / "pool.jsonl")], "heldout": [str(tmp_path / "held.jsonl")], "budget": 4,
-        "random_arms": 3, "model": "unused", "audit_key": "planted",
-        "select": {"score": {"scores": ["embedding"], "embedding_method": "tfidf", "use_cache": False}},
-        "selections": [{"name": "cover", "method": "kcenter", "budget": 4}]})
+    cfg = _planted_experiment(tmp_path, [{"name": "cover", "method": "kcenter", "budget": 4}])
     import yaml
     from typer.testing import CliRunner
 
