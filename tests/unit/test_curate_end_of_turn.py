@@ -278,6 +278,7 @@ def test_tool_and_reasoning_turns_are_read_after_the_final_turn(sharp):
     model, tok = sharp
     eot = tok.convert_tokens_to_ids("<|im_end|>")
     got = end_of_turn_probs(model, tok, TOOL_RECORDS, batch_size=2)
+    tails = []     # what precedes the read position: the last turn's own text
     for ex, g in zip(TOOL_RECORDS, got):
         enc = encode(ex.messages, tok, tools=ex.tools, train_on="last")
         k = max(i for i, lab in enumerate(enc.labels) if lab != -100)
@@ -286,12 +287,8 @@ def test_tool_and_reasoning_turns_are_read_after_the_final_turn(sharp):
             want = torch.softmax(model(torch.tensor([enc.input_ids])).logits[0, k - 1].float(), -1)[eot].item()
         assert g.unjudged is None and g.token == "<|im_end|>"
         assert g.prob == pytest.approx(want, rel=1e-4, abs=1e-9)
-    # What precedes the read position is the last turn's own text: the answer, the call, the answer after a trace.
-    tails = []
-    for ex in TOOL_RECORDS:
-        enc = encode(ex.messages, tok, tools=ex.tools, train_on="last")
-        k = max(i for i, lab in enumerate(enc.labels) if lab != -100)
         tails.append(tok.decode(enc.input_ids[:k])[-20:])
+    # The answer, the answer cut off, the call, the answer after a trace.
     assert tails[0].endswith("Answer: $60.00.") and tails[1].endswith("the interest is")
     assert tails[2].rstrip().endswith("</tool_call>") and tails[3].endswith("Yes, 7 is prime.")
     assert got[0].prob != got[1].prob
