@@ -17,6 +17,8 @@ import time
 from typing import Any, Callable
 
 from .base import Completion, GenParams
+from .greedy_decode import greedy_generate
+from .greedy_decode import supported as greedy_supported
 
 
 class TransformersBackend:
@@ -122,15 +124,11 @@ class TransformersBackend:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out: list[Completion | None] = [None] * len(encoded)
         pad = self.tok.pad_token_id
+        # Greedy answers without log-probabilities take the loop that drops finished rows.
+        fast = params.temperature <= 0 and not params.logprobs and greedy_supported(self.lm)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             width = max(len(encoded[i]) for i in idx)
-            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            attn = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids = encoded[i]
-                input_ids[r, width - len(ids):] = torch.tensor(ids)
-                attn[r, width - len(ids):] = 1
             gen_kwargs: dict[str, Any] = {
                 "max_new_tokens": params.max_new_tokens, "pad_token_id": pad,
                 "eos_token_id": self.stop_ids,
@@ -150,10 +148,21 @@ class TransformersBackend:
             if params.logprobs:
                 gen_kwargs.update(output_scores=True, return_dict_in_generate=True)
             t0 = time.perf_counter()
-            with torch.no_grad():
-                res = self.lm.generate(input_ids=input_ids.to(self.device),
-                                       attention_mask=attn.to(self.device), **gen_kwargs)
-            seqs = res.sequences if params.logprobs else res
+            if fast:
+                new_rows = greedy_generate(self.lm, [encoded[i] for i in idx], pad_id=pad, stop_ids=self.stop_ids,
+                                           max_new_tokens=params.max_new_tokens, stop_texts=list(params.stop),
+                                           decode=lambda ids: self.tok.decode(ids, skip_special_tokens=True))
+            else:
+                input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                attn = torch.zeros((len(idx), width), dtype=torch.long)
+                for r, i in enumerate(idx):
+                    input_ids[r, width - len(encoded[i]):] = torch.tensor(encoded[i])
+                    attn[r, width - len(encoded[i]):] = 1
+                with torch.no_grad():
+                    res = self.lm.generate(input_ids=input_ids.to(self.device),
+                                           attention_mask=attn.to(self.device), **gen_kwargs)
+                seqs = res.sequences if params.logprobs else res
+                new_rows = [seqs[r, width:].tolist() for r in range(len(idx))]
             trans = None
             if params.logprobs:
                 # the sampling distribution's scores, not the noisy ones greedy decoding ranked
@@ -162,8 +171,7 @@ class TransformersBackend:
             batch_tokens = 0
             done: list[tuple[int, Completion]] = []
             for r, i in enumerate(idx):
-                new = seqs[r, width:].tolist()
-                text, reason, n = self._finish(new, params)
+                text, reason, n = self._finish(new_rows[r], params)
                 batch_tokens += n
                 lp = [float(x) for x in trans[r, :n]] if trans is not None else None
                 done.append((i, Completion(text=text, finish_reason=reason, completion_tokens=n,

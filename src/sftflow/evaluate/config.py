@@ -136,6 +136,9 @@ class EvalConfig(StrictModel):
     train_on: Literal["last", "assistant", "all"] = "last"
     max_length: int | None = Field(None, gt=0)
     batch_size: int = Field(8, gt=0)
+    generation_batch_size: int | None = Field(
+        None, gt=0, description="rows per generation batch (None = batch_size); greedy decoding lets a "
+                                "finished row leave its batch, so large batches cost little memory and save time")
     generate: bool = True
     max_new_tokens: int = Field(256, gt=0)
     temperature: float = Field(0.0, ge=0)

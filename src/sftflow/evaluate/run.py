@@ -119,7 +119,8 @@ def _side_choice(cfg: EvalConfig, lm, tok, label: str) -> dict[str, dict]:
 
 def _backend(cfg: EvalConfig, model_path: str, lm, tok):
     from ..backends.transformers_backend import TransformersBackend
-    return TransformersBackend(model=model_path, model_obj=lm, tokenizer=tok, batch_size=cfg.batch_size)
+    return TransformersBackend(model=model_path, model_obj=lm, tokenizer=tok,
+                               batch_size=cfg.generation_batch_size or cfg.batch_size)
 
 
 def _side_answers(cfg: EvalConfig, model_path: str, lm, tok, examples, label: str) -> list[dict]:
