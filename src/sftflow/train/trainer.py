@@ -72,6 +72,15 @@ class MaskedLossTrainer(Trainer):
         self.fast_head = fast_head
         self.loss_is_scaled_for_ga = True
 
+    def _get_train_sampler(self, train_dataset=None):
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        from .length_sampler import ShuffledLengthGroupedSampler
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):     # batches in random order: see length_sampler
+            return ShuffledLengthGroupedSampler(sampler.lengths, sampler.batch_size, sampler.generator)
+        return sampler
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss_sum, n = supervised_loss_sum(model, inputs, fast_head=self.fast_head)
         if num_items_in_batch is not None and model.training:
