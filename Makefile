@@ -13,5 +13,6 @@ test:
 	SFTFLOW_TEST_DEPS=1 scripts/setup.sh
 	.venv/bin/python -m pytest -q -p no:cacheprovider tests
 
-test-fast: setup
+test-fast:
+	SFTFLOW_TEST_DEPS=1 scripts/setup.sh
 	.venv/bin/python -m pytest -q -m "not slow" tests

@@ -76,8 +76,9 @@ def main() -> None:
     for ck in sorted((out / "train" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
         row = {"steps": int(ck.name.split("-")[1])}
         for label, data in (("test", demo_test_file()), ("familiar", familiar)):
-            ecfg = EvalConfig(data=[str(data)], limit=40, max_new_tokens=128, batch_size=8, loss=False, choice=None,
-                              gates=[], tools={"max_steps": 3}, extra_probes=[ProbeSpec(**HOUSE_FORMAT)])
+            ecfg = EvalConfig(data=[str(data)], limit=40, max_new_tokens=128, batch_size=8, generation_batch_size=40,
+                              loss=False, choice=None, gates=[], tools={"max_steps": 3},
+                              extra_probes=[ProbeSpec(**HOUSE_FORMAT)])
             evaluate(ecfg, model=str(ck), out_dir=out / f"eval_{label}_{ck.name}")
             row[label] = stated(out / f"eval_{label}_{ck.name}")
         rows.append(row)

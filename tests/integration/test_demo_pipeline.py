@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sftflow.io import load_examples
+from sftflow.pipeline.demo import EXAMPLES_PER_STEP
 from sftflow.splits import group_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,8 +52,9 @@ def test_demo_writes_every_metric(demo_run):
     stages = [s["stage"] for s in m["cost"]["stages"]]
     assert stages == ["data", "train_tools", "eval", "train_plain", "eval_without_tools"]
     assert m["cost"]["tokens"]["trained_tools"]["tokens_processed"] > 0
-    t = m["train"]["tools"]          # a step is 8 examples (4 rows, gradients accumulated twice)
-    assert m["cost"]["tokens"]["trained_tools"]["passes"] == round(t["steps"] * 8 / t["train_examples"], 4)
+    t = m["train"]["tools"]          # a step is one batch of EXAMPLES_PER_STEP examples
+    assert m["cost"]["tokens"]["trained_tools"]["passes"] == round(t["steps"] * EXAMPLES_PER_STEP
+                                                                   / t["train_examples"], 4)
     assert m["cost"]["tokens"]["generated"]["eval:tuned"] > 0
     assert json.loads((out / "costs.json").read_text())["total"]["wall_s"] > 0
 

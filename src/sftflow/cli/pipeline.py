@@ -37,7 +37,7 @@ def run_cmd(
 def demo_cmd(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="run folder [runs/demo-<time>]"),
     epochs: float = typer.Option(1.0, help="training epochs"),
-    max_steps: int = typer.Option(30, help="optimizer steps of 8 examples (-1: whole epochs)"),
+    max_steps: int = typer.Option(30, help="optimizer steps of 4 examples (-1: whole epochs)"),
     limit: Optional[int] = typer.Option(None, help="evaluate on the first N held-out prompts [40]"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report"),
     without_tools: bool = typer.Option(True, "--without-tools/--tools-only",

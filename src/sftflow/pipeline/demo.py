@@ -19,7 +19,8 @@ computed answers are worked out with a ``calculate`` tool call first. The demo:
    writes ``metrics.json`` (with the models used and the run's compute), and exits 1 when
    a gate fails.
 
-Sized for a 2-core CPU: about 19 minutes with both arms, 13 with `--tools-only` (measured on a quiet machine).
+Sized for a 2-core CPU: `make demo` on a fresh clone took 12.9 minutes with both arms, set-up included
+(measured on a quiet machine).
 """
 
 from __future__ import annotations
@@ -53,13 +54,14 @@ DEMO_GATES = [
 ]
 
 REPLAY_SHARE = 0.075     # the seed's 5-10% of general data, as a share of the training mix
+EXAMPLES_PER_STEP = 4    # one batch of 4 rows per optimizer step (see train_config)
 
 
 @dataclass
 class DemoSize:
     """What the demo spends its CPU minutes on (the defaults fit a 2-core machine)."""
 
-    steps: int = 30                 # optimizer steps of 8 examples, per adapter
+    steps: int = 30                 # optimizer steps of EXAMPLES_PER_STEP examples, per adapter
     test_prompts: int = 40          # first N test prompts (generation is the slow part)
     forgetting_questions: int = 100
     general_conversations: int = 40
@@ -67,7 +69,7 @@ class DemoSize:
     max_new_tokens: int = 128
     without_tools_arm: bool = True  # also train and evaluate the same recipe without tools
     train_records: int | None = None       # first N domain records (quick checks); None = all
-    validation_records: int | None = None  # first N validation records; None = all
+    validation_records: int | None = 24    # first N validation records (of 36; each is read twice per arm)
 
 
 def demo_root() -> Path:
@@ -128,16 +130,21 @@ def train_config(model: str, data: Path, validation: Path, steps: int, *, tools:
     from ..train.config import TrainConfig
     # LoRA on every projection with a learning rate above the 2e-4 default: a 135M model
     # needs a firm push to adopt a new format within a few dozen CPU steps. The checkpoint
-    # is chosen on the validation set, evaluated twice during the run. Steps of 8 examples are
-    # taken as 2 x 4: fp32 activations of 8 rows of 512 tokens peak at about 13 GB on CPU, 4 rows
-    # at half that, for the same update. The rate stays constant after warm-up: a cosine decay to
-    # zero spends the second half of a 30-step run at a fraction of the rate, and the tools arm
-    # then called the calculator on 2 of 40 test prompts, against 30 of 40 for the step-30
-    # checkpoint of a longer run (scripts/demo_learning_curve.py).
+    # is chosen on the validation set, evaluated twice during the run. A step is 4 examples:
+    # on two CPU cores a step costs its tokens (about 165 tokens/s with LoRA), and 30 steps of 8
+    # per arm (772 s for both arms) left no room in the demo's 15 minutes for the evaluation; 30
+    # steps of 4 make the same number of updates. (With transformers' length-grouped order
+    # those 120 records were the longest of a random 180 and hardly held a general-replay
+    # answer: the general response loss rose 8.0% at 1e-3 and 5.0% at 5e-4. With the batches
+    # shuffled (train/length_sampler.py), 5e-4 kept general answers (-4.3%) but was too weak
+    # for the tool turns: the model called the calculator again after each result, house
+    # format 12.5%.) The rate stays constant after warm-up: a
+    # cosine decay to zero spends the second half of a 30-step run at a fraction of the rate,
+    # and the tools arm then called the calculator on 2 of 40 test prompts, against 30 of 40 for
+    # the step-30 checkpoint of a longer run (scripts/demo_learning_curve.py).
     return TrainConfig(model=model, data=[str(data)], eval=[str(validation)], method="lora", lora_r=16,
                        lora_alpha=32, learning_rate=1e-3, lr_scheduler="constant_with_warmup",
-                       epochs=epochs, max_steps=steps, batch_size=4,
-                       gradient_accumulation_steps=2,
+                       epochs=epochs, max_steps=steps, batch_size=EXAMPLES_PER_STEP,
                        max_length=512, logging_steps=5, eval_steps=max(1, steps // 2) if steps > 0 else None,
                        template=TOOL_CHATML if tools else None, seed=0)
 
@@ -146,7 +153,7 @@ def eval_config(size: DemoSize, *, full: bool):
     """``full``: everything, base vs tuned with tools; else the second arm's figures and probes only."""
     from ..evaluate.config import EvalConfig, ProbeSpec
     common = dict(data=[str(demo_test_file())], limit=size.test_prompts, max_new_tokens=size.max_new_tokens,
-                  batch_size=8, extra_probes=[ProbeSpec(**HOUSE_FORMAT)])
+                  batch_size=8, generation_batch_size=40, extra_probes=[ProbeSpec(**HOUSE_FORMAT)])
     if not full:
         return EvalConfig(**common, loss=False, choice=None, gates=[])
     return EvalConfig(**common, tools={"max_steps": 3}, choice={"limit": size.forgetting_questions},
