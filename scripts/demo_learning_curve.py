@@ -57,6 +57,19 @@ def stated(eval_dir: Path) -> tuple[int, int]:
     return sum(hits), len(hits)
 
 
+def tool_use(eval_dir: Path) -> dict:
+    """The tuned side's calculator use: answers that called it, calls, and calls that failed."""
+    t = json.loads((eval_dir / "metrics.json").read_text())["tools"]["tuned"]
+    return {"used": t["used_tools"]["count"], "answers": t["answers"], "calls": t["calls"], "errors": t["errors"]}
+
+
+def validation_loss(checkpoint: Path) -> float | None:
+    """The validation loss the run logged at this checkpoint's step (trainer_state.json)."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    step = state["global_step"]
+    return next((h["eval_loss"] for h in state["log_history"] if h.get("step") == step and "eval_loss" in h), None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-o", "--out", type=Path, required=True)
@@ -74,17 +87,20 @@ def main() -> None:
     familiar = familiar_questions(out / "familiar.jsonl", args.familiar, seed=12345)
     rows = []
     for ck in sorted((out / "train" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
-        row = {"steps": int(ck.name.split("-")[1])}
+        row = {"steps": int(ck.name.split("-")[1]), "validation_loss": validation_loss(ck)}
         for label, data in (("test", demo_test_file()), ("familiar", familiar)):
             ecfg = EvalConfig(data=[str(data)], limit=40, max_new_tokens=128, batch_size=8, generation_batch_size=40,
                               loss=False, choice=None, gates=[], tools={"max_steps": 3},
                               extra_probes=[ProbeSpec(**HOUSE_FORMAT)])
             evaluate(ecfg, model=str(ck), out_dir=out / f"eval_{label}_{ck.name}")
             row[label] = stated(out / f"eval_{label}_{ck.name}")
+            row[f"{label}_tools"] = tool_use(out / f"eval_{label}_{ck.name}")
         rows.append(row)
-        print(f"steps {row['steps']}: test {row['test'][0]}/{row['test'][1]}, "
+        t = row["test_tools"]
+        print(f"steps {row['steps']} (validation loss {row['validation_loss']}): test {row['test'][0]}/{row['test'][1]}"
+              f" (called on {t['used']}/{t['answers']}, {t['calls']} calls, {t['errors']} errors), "
               f"familiar wordings {row['familiar'][0]}/{row['familiar'][1]}", flush=True)
-    (out / "learning_curve.json").write_text(json.dumps(rows, indent=2))
+        (out / "learning_curve.json").write_text(json.dumps(rows, indent=2))      # a row at a time
 
 
 if __name__ == "__main__":

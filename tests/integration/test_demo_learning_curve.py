@@ -24,3 +24,6 @@ def test_learning_curve_measures_every_checkpoint_on_both_sets(tmp_path, tiny_mo
     for r in rows:
         assert r["test"][1] == 33            # the first 40 test prompts, 33 with a figure to state
         assert 0 < r["familiar"][1] <= 15 and 0 <= r["familiar"][0] <= r["familiar"][1]
+        assert r["test_tools"]["answers"] == 40 and 0 <= r["test_tools"]["used"] <= 40
+        assert 0 <= r["test_tools"]["errors"] <= r["test_tools"]["calls"]
+        assert r["validation_loss"] is not None and r["validation_loss"] > 0    # logged at every checkpoint
