@@ -73,6 +73,10 @@ def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
                 "no better than random (the interval of the difference contains 0)")
     assert res["verdict"] == expected
     assert f"verdict (held-out loss): {expected}" in (out / "table.md").read_text()
+    # held-out loss paired over prompts: the same difference of token-weighted losses, with an interval
+    pl = res["paired"]["selected"]["heldout_loss"]
+    assert pl["n"] == 4 and pl["diff"] == pytest.approx(d["diff"])
+    assert "verdict (held-out loss, paired over prompts): " + res["verdict_paired"] in (out / "table.md").read_text()
     assert (out / "select_vs_random.png").stat().st_size > 1000
     assert "| heldout_loss |" in (out / "table.md").read_text()
     saved = json.loads((out / "results.json").read_text())
@@ -84,6 +88,10 @@ def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")
     orig, sft.train = sft.train, no_training
+    for done in (out / "runs").glob("*/result.json"):     # a result saved before per-prompt losses existed
+        saved_run = json.loads(done.read_text())
+        saved_run["per_prompt"].pop("heldout_loss")
+        done.write_text(json.dumps(saved_run))
     try:
         again = run_experiment(cfg, out)
         # A different eval section re-evaluates the trained runs; it never trains again.
@@ -103,7 +111,7 @@ def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
             ev.evaluate = orig_eval
     finally:
         sft.train = orig
-    assert again["difference"] == res["difference"]
+    assert again["difference"] == res["difference"] and again["paired"] == res["paired"]
     assert len(calls) == 6 and len(set(calls)) == 6                   # each trained run, once
     assert [r["steps"] for r in third["runs"]] == [r["steps"] for r in runs]
     assert all(r["eval_config"]["max_new_tokens"] == 3 for r in third["runs"])
@@ -210,6 +218,32 @@ def test_paired_difference_is_a_t_interval_over_prompts():
     assert p["n"] == 5 and p["diff"] == pytest.approx(sum(d) / 5)
     assert (p["low"], p["high"]) == pytest.approx((ci.low, ci.high))
     assert paired_diff([[1, 1]], [[0, 0], [0, 0], [0, 0]]) == {"n": 2, "diff": 1.0, "low": 1.0, "high": 1.0}
+
+
+def test_held_out_loss_per_prompt_pairs_to_the_token_weighted_difference(tmp_path):
+    """Each prompt's loss sum over the run's mean answer length: their mean is the token-weighted
+    held-out loss, so the paired difference is the difference of the two runs' losses."""
+    from sftflow.pipeline.experiment import paired_diff
+    from sftflow.pipeline.experiment_runs import per_prompt_outcomes
+
+    def run(losses, tokens=(10, 30, 20)):
+        d = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        d.mkdir()
+        (d / "loss_per_example.jsonl").write_text("".join(
+            json.dumps({"id": f"p{i}", "tuned_loss": x, "tokens": t}) + "\n"
+            for i, (x, t) in enumerate(zip(losses, tokens))))
+        return per_prompt_outcomes(ExperimentConfig.model_validate(
+            {"pool": ["p"], "heldout": ["h"], "budget": 2, "model": "m", "eval": {"generate": False}}), d)["heldout_loss"]
+
+    arm = run([1.0, 2.0, 0.5])
+    assert sum(arm) / 3 == pytest.approx((10 * 1.0 + 30 * 2.0 + 20 * 0.5) / 60)    # token-weighted
+    rnd = [run([1.5, 2.0, 1.0]), run([1.0, 2.5, 1.0]), run([2.0, 2.0, 0.5])]
+    weighted = [(10 * a + 30 * b + 20 * c) / 60 for a, b, c in ([1.5, 2.0, 1.0], [1.0, 2.5, 1.0], [2.0, 2.0, 0.5])]
+    p = paired_diff([arm], rnd)
+    assert p["n"] == 3 and p["diff"] == pytest.approx(sum(arm) / 3 - sum(weighted) / 3)
+    assert p["low"] < p["diff"] < p["high"]
+    # a prompt whose loss could not be measured (flagged: no loss) is left out, not counted as 0
+    assert run([1.0, None, 0.5])[1] is None
 
 
 def test_audit_counts_known_bad_records_against_the_hypergeometric_law():

@@ -225,16 +225,23 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path) -> dict[str, Any]
     st = _statistics(cfg, runs, names)
     table = arms_table(st["metrics"], st["arms"], st["difference"], st["paired"], cfg.confidence)
     loss_verdicts = {a: st["verdicts"][a]["heldout_loss"]["runs"] for a in names}
+    # With one training seed per selection arm the runs give no interval; the prompt-paired one
+    # still says whether these trained models differ on these prompts.
+    paired_verdicts = {a: st["verdicts"][a]["heldout_loss"].get("paired", "undecided (no per-prompt losses)")
+                       for a in names}
     result = {"budget": budget, "subset_size": n, "pool": len(pool), "heldout": len(heldout),
               "random_arms": cfg.random_arms, "selected_runs": runs_per_arm, "selection_arms": names,
               "selection": {a: s.summary for a, s in selected.items()}, "runs": runs, **st,
               "verdict": loss_verdicts[names[0]] if len(names) == 1 else
               "; ".join(f"{a}: {v}" for a, v in loss_verdicts.items()),
+              "verdict_paired": paired_verdicts[names[0]] if len(names) == 1 else
+              "; ".join(f"{a}: {v}" for a, v in paired_verdicts.items()),
               "metric_note": "heldout_loss: lower is better; probe rates are shares of answers that "
                              "trip the probe (lower is better); reference:figures is the share of answers "
                              "stating the reference's figure (higher is better)", "table": table,
               "plot": str(plot_arms(st["metrics"], runs, st["arms"], out / "select_vs_random.png"))}
-    text = table + f"\n\nverdict (held-out loss): {result['verdict']}\n"
+    text = table + (f"\n\nverdict (held-out loss): {result['verdict']}\n"
+                    f"verdict (held-out loss, paired over prompts): {result['verdict_paired']}\n")
     if audit is not None:
         result["audit"] = audit
         text += "\n" + audit_table(audit) + "\n"

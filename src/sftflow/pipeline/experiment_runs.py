@@ -74,10 +74,14 @@ def _current(run_dir: Path, fingerprint: dict[str, Any]) -> bool:
 
 
 def per_prompt_outcomes(cfg, eval_dir: Path) -> dict[str, list]:
-    """What each test prompt scored: every probe (0/1) and the stated figure (0/1, None when the
-    reference works out no figure), in held-out order, for the prompt-paired intervals."""
+    """What each test prompt scored: every probe (0/1), the stated figure (0/1, None when the
+    reference works out no figure) and the held-out loss, in held-out order, for the
+    prompt-paired intervals."""
     from ..probes import Probe
     out: dict[str, list] = {}
+    losses = eval_dir / "loss_per_example.jsonl"
+    if losses.exists():
+        out["heldout_loss"] = prompt_loss_shares([row for _, row in iter_jsonl(losses)])
     gen = eval_dir / "generations.jsonl"
     if gen.exists():
         answers = [row["tuned"] for _, row in iter_jsonl(gen)]
@@ -89,6 +93,22 @@ def per_prompt_outcomes(cfg, eval_dir: Path) -> dict[str, list]:
         out["reference:figures"] = [None if row["tuned"]["stated"] is None else int(row["tuned"]["stated"])
                                     for _, row in iter_jsonl(fig)]
     return out
+
+
+def prompt_loss_shares(rows: list[dict]) -> list[float | None]:
+    """Each prompt's summed answer loss over the mean answer length (in tokens) of the prompts measured.
+
+    Their mean is the run's token-weighted held-out loss (total loss over total tokens), so the
+    prompt-paired difference of two runs is the difference of their held-out losses: every run
+    scores the same answers with the same tokenizer, so the token counts match prompt by prompt.
+    A prompt whose loss was not measured (flagged, e.g. no supervised token) is None.
+    """
+    ok = [r for r in rows if r.get("tuned_loss") is not None and r.get("tokens")]
+    if not ok:
+        return [None] * len(rows)
+    mean_tokens = sum(r["tokens"] for r in ok) / len(ok)
+    return [r["tuned_loss"] * r["tokens"] / mean_tokens if r.get("tuned_loss") is not None and r.get("tokens")
+            else None for r in rows]
 
 
 def _evaluate(cfg, model_dir: str, heldout_file: Path, eval_dir: Path, out: dict[str, Any]) -> None:
@@ -117,6 +137,8 @@ def run_one(cfg, arm: str, r: int, train_file: Path, heldout_file: Path, run_dir
     if _current(run_dir, fingerprint) and done.exists():
         prev = json.loads(done.read_text())
         if prev.get("eval_key") == want_eval:
+            if cfg.eval is not None:        # read again from the files: the per-prompt table may have grown
+                prev["per_prompt"] = per_prompt_outcomes(cfg, run_dir / "eval")
             return prev
     trained = run_dir / "train" / "train_result.json"
     if not trained.exists():
