@@ -53,7 +53,8 @@ def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
                    "selection": {"method": "topk", "order_by": "ppl"}},
         "train": {"method": "full", "max_steps": 2, "batch_size": 2, "learning_rate": 1e-3,
                   "logging_steps": 1},
-        "eval": {"choice": None, "generate": True, "max_new_tokens": 4, "batch_size": 4},
+        "eval": {"choice": None, "generate": True, "max_new_tokens": 4, "batch_size": 4,
+                 "openings": [{"name": "apology", "texts": ["Sorry", "I apologise"]}]},
     })
     out = tmp_path / "exp"
     res = run_experiment(cfg, out)
@@ -65,6 +66,12 @@ def test_select_vs_random_runs_end_to_end(tmp_path, tiny_model_dir):
     sel_losses = [r["heldout_loss"] for r in runs if r["arm"] == "selected"]
     assert res["arms"]["selected"]["heldout_loss"]["mean"] == pytest.approx(sum(sel_losses) / 3)
     assert any(k.startswith("probe:") for k in runs[0])                           # probes were run
+    # an unwanted opening's probability, per run and paired over the 4 prompts (lower is better)
+    assert all(0 < r["opening:apology"] < 1 and len(r["per_prompt"]["opening:apology"]) == 4 for r in runs)
+    po = res["paired"]["selected"]["opening:apology"]
+    assert po["n"] == 4 and po["diff"] == pytest.approx(res["arms"]["selected"]["opening:apology"]["mean"]
+                                                        - res["arms"]["random"]["opening:apology"]["mean"])
+    assert res["verdicts"]["selected"]["opening:apology"]["paired"] == verdict(po, lower_is_better=True)
     # the verdict is the one its own interval gives, and the table says the same
     d = res["difference"]["selected"]["heldout_loss"]
     assert d["low"] is not None and d["low"] <= d["diff"] <= d["high"]

@@ -27,7 +27,7 @@ def test_batched_equals_one_at_a_time_greedy(tiny):
     batched = tiny.generate(chats(), GenParams(max_new_tokens=6))
     single = [tiny.generate([c], GenParams(max_new_tokens=6))[0] for c in chats()]
     assert [c.text for c in batched] == [c.text for c in single]
-    assert [c.prompt_tokens for c in batched] == [len(tiny._render(c)) for c in chats()]
+    assert [c.prompt_tokens for c in batched] == [len(tiny.prompt_ids(c)) for c in chats()]
     assert all(c.finish_reason == "length" and c.completion_tokens == 6 for c in batched)
     assert tiny.stats["completion_tokens"] == 60 and tiny.tokens_per_second > 0
 

@@ -89,7 +89,8 @@ class TransformersBackend:
                 ids.add(int(vocab[t]))
         return sorted(ids)
 
-    def _render(self, messages: list[dict[str, str]]) -> list[int]:
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """The token ids the model reads before its answer (its chat template, generation prompt on)."""
         if getattr(self.tok, "chat_template", None):
             ids = self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
             if isinstance(ids, dict) or hasattr(ids, "keys"):   # BatchEncoding in newer versions
@@ -120,7 +121,7 @@ class TransformersBackend:
         import torch
         if not requests:
             return []
-        encoded = [self._render(m) for m in requests]
+        encoded = [self.prompt_ids(m) for m in requests]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out: list[Completion | None] = [None] * len(encoded)
         pad = self.tok.pad_token_id

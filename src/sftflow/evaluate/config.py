@@ -99,6 +99,26 @@ class GeneralSection(StrictModel):
     max_new_tokens: int = Field(128, gt=0)
 
 
+class OpeningSpec(StrictModel):
+    """An unwanted way to open an answer, scored by likelihood (see ``sftflow.evaluate.openings``)."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_]+$")
+    texts: list[str] = Field(..., min_length=1, description="alternative openings; none may start another")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _exclusive(self):
+        # P(any of them) is the sum only when no opening is the start of another
+        for i, a in enumerate(self.texts):
+            if not a.strip():
+                raise ValueError(f"opening '{self.name}': an empty text opens every answer")
+            for j, b in enumerate(self.texts):
+                if i != j and b.startswith(a):
+                    raise ValueError(f"opening '{self.name}': {a!r} starts {b!r}; their probabilities "
+                                     "overlap, so keep the shorter one only")
+        return self
+
+
 class GateSpec(StrictModel):
     """A pass / fail / inconclusive verdict on one base-vs-tuned difference, read from its interval.
 
@@ -145,6 +165,9 @@ class EvalConfig(StrictModel):
     probes: list[ProbeSpec] = Field(default_factory=lambda: [ProbeSpec(**p) for p in DEFAULT_PROBES])
     extra_probes: list[ProbeSpec] = Field(default_factory=list,
                                           description="added to 'probes' (keeps the defaults)")
+    openings: list[OpeningSpec] = Field(
+        default_factory=list, description="unwanted openings (an apology, a hedge) scored by their probability "
+                                          "as the answer's first tokens: sees a lean that greedy answers hide")
     choice: ChoiceSection | None = Field(default_factory=ChoiceSection)
     judge: JudgeSection | None = None
     reference: ReferenceSection | None = Field(default_factory=ReferenceSection)

@@ -88,6 +88,14 @@ def evaluate_side(cfg: EvalConfig, model_path: str, examples, *, tokenizer_fallb
         t = time.perf_counter()
         out["answers"] = _side_answers(cfg, model_path, lm, tok, examples, label)
         out["timing"]["generate_s"] = time.perf_counter() - t
+    if cfg.openings:
+        from .openings import side_openings
+        t = time.perf_counter()
+        backend = _backend(cfg, model_path, lm, tok)      # the prompts exactly as generation renders them
+        prompts = [backend.prompt_ids(e.context) for e in examples]
+        with console.status(f"{label}: likelihood of {len(cfg.openings)} unwanted openings"):
+            out["openings"] = side_openings(cfg.openings, lm, tok, prompts, batch_size=cfg.batch_size)
+        out["timing"]["openings_s"] = time.perf_counter() - t
     if cfg.general is not None:
         from .general import side_general
         t = time.perf_counter()
@@ -271,7 +279,7 @@ def evaluate(cfg: EvalConfig, model: str | None = None, base: str | None = None,
     metrics: dict[str, Any] = {"model": model, "base": base, "data": held.files,
                                "n_examples": len(held.examples), "loss": None, "probes": {}, "choice": {},
                                "forgetting": None, "judge": None, "reference": None, "tools": None,
-                               "general": None, "gates": None, "config": cfg.model_dump(mode="json")}
+                               "general": None, "openings": None, "gates": None, "config": cfg.model_dump(mode="json")}
     status, reasons = "pass", []
     if cfg.loss:
         metrics["loss"] = loss_metrics(sides, out_dir)
@@ -284,6 +292,10 @@ def evaluate(cfg: EvalConfig, model: str | None = None, base: str | None = None,
             from ..tools.loop import summarize_tool_use
             metrics["tools"] = {"names": cfg.tools.names, "max_steps": cfg.tools.max_steps,
                                 **{s: summarize_tool_use(r["answers"]) for s, r in sides.items()}}
+    if cfg.openings:
+        from .openings import opening_metrics
+        metrics["openings"], rows = opening_metrics(cfg.openings, sides, [e.id for e in held.examples])
+        write_jsonl(out_dir / "openings_per_example.jsonl", rows)
     if cfg.general is not None:
         from .general import general_metrics
         metrics["general"] = general_metrics(sides)

@@ -164,7 +164,7 @@ def _select_arms(cfg: ExperimentConfig, pool_file: Path, out: Path, budget: int)
 
 def _statistics(cfg: ExperimentConfig, runs: list[dict], names: list[str]) -> dict[str, Any]:
     metrics = ["heldout_loss"] + sorted({k for r in runs for k in r
-                                         if k.startswith(("probe:", "choice:", "reference:"))})
+                                         if k.startswith(("probe:", "opening:", "choice:", "reference:"))})
     conf = cfg.confidence
     of = {a: [r for r in runs if r["arm"] == a] for a in names + ["random"]}
     arms = {a: {m: mean_ci([r.get(m) for r in of[a]], conf) for m in metrics} for a in of}
@@ -237,7 +237,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path) -> dict[str, Any]
               "verdict_paired": paired_verdicts[names[0]] if len(names) == 1 else
               "; ".join(f"{a}: {v}" for a, v in paired_verdicts.items()),
               "metric_note": "heldout_loss: lower is better; probe rates are shares of answers that "
-                             "trip the probe (lower is better); reference:figures is the share of answers "
+                             "trip the probe (lower is better); opening:NAME is the mean probability of "
+                             "opening an answer with that unwanted text (lower is better); reference:figures is the share of answers "
                              "stating the reference's figure (higher is better)", "table": table,
               "plot": str(plot_arms(st["metrics"], runs, st["arms"], out / "select_vs_random.png"))}
     text = table + (f"\n\nverdict (held-out loss): {result['verdict']}\n"

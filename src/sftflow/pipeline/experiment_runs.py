@@ -74,9 +74,9 @@ def _current(run_dir: Path, fingerprint: dict[str, Any]) -> bool:
 
 
 def per_prompt_outcomes(cfg, eval_dir: Path) -> dict[str, list]:
-    """What each test prompt scored: every probe (0/1), the stated figure (0/1, None when the
-    reference works out no figure) and the held-out loss, in held-out order, for the
-    prompt-paired intervals."""
+    """What each test prompt scored: every probe (0/1), each unwanted opening's probability, the
+    stated figure (0/1, None when the reference works out no figure) and the held-out loss, in
+    held-out order, for the prompt-paired intervals."""
     from ..probes import Probe
     out: dict[str, list] = {}
     losses = eval_dir / "loss_per_example.jsonl"
@@ -88,6 +88,11 @@ def per_prompt_outcomes(cfg, eval_dir: Path) -> dict[str, list]:
         for spec in cfg.eval.all_probes():
             probe = Probe(spec)
             out[f"probe:{spec.name}"] = [int(probe(a)) for a in answers]
+    openings = eval_dir / "openings_per_example.jsonl"
+    if openings.exists():
+        rows = [row for _, row in iter_jsonl(openings)]
+        for spec in cfg.eval.openings:
+            out[f"opening:{spec.name}"] = [row[f"tuned_{spec.name}"] for row in rows]
     fig = eval_dir / "reference_figures.jsonl"
     if fig.exists():
         out["reference:figures"] = [None if row["tuned"]["stated"] is None else int(row["tuned"]["stated"])
@@ -118,6 +123,8 @@ def _evaluate(cfg, model_dir: str, heldout_file: Path, eval_dir: Path, out: dict
         out["heldout_loss"] = m["loss"]["tuned"]["loss"]
     for name, p in (m.get("probes") or {}).items():
         out[f"probe:{name}"] = p["tuned"]["rate"]
+    for name, o in (m.get("openings") or {}).items():
+        out[f"opening:{name}"] = o["tuned"]["mean"]
     figures = (m.get("reference") or {}).get("figures")
     if figures and figures["tuned"]["n"]:
         out["reference:figures"] = figures["tuned"]["rate"]

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-LOWER_IS_BETTER = ("heldout_loss", "probe:")
+LOWER_IS_BETTER = ("heldout_loss", "probe:", "opening:")    # openings are unwanted ones
 
 
 def lower_is_better(metric: str) -> bool:
-    """Losses and probe rates (shares of answers that trip a probe) are better low; correctness and
-    multiple-choice accuracy are better high."""
+    """Losses, probe rates (shares of answers that trip a probe) and the probabilities of unwanted
+    openings are better low; correctness and multiple-choice accuracy are better high."""
     return metric.startswith(LOWER_IS_BETTER)
 
 

@@ -1,0 +1,81 @@
+"""How likely a model is to open its answer with an unwanted text: a lean that greedy answers hide.
+
+A probe on generated answers counts what greedy decoding does, and greedy decoding follows
+the majority of what a model was trained on: a model trained on 10% apologetic answers can
+write no apology at all while the probability of one has grown tenfold. This scores, for each
+prompt, P(the answer starts with one of the opening's texts) under the model: the prompt
+rendered exactly as the generation backend renders it (chat template, generation prompt),
+then each text's tokens as the model would write them first. The alternatives' probabilities
+add up (the config refuses texts that start one another, whose probabilities would overlap).
+
+Reported per side as the mean probability over prompts with a BCa bootstrap interval, and,
+with a base, the paired difference (tuned - base) resampled over prompts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def continuation_logprobs(lm, contexts: list[list[int]], continuation: list[int], *, batch_size: int = 8
+                          ) -> list[float]:
+    """log P(continuation | context) for each context (token ids), in batches, left-padded."""
+    import torch
+    device = next(lm.parameters()).device
+    k = len(continuation)
+    out: list[float] = [0.0] * len(contexts)
+    order = sorted(range(len(contexts)), key=lambda i: -len(contexts[i]))
+    cont = torch.tensor(continuation, dtype=torch.long, device=device)
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        rows = [contexts[i] + continuation for i in idx]
+        width = max(len(r) for r in rows)
+        ids = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+        mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+        for r, row in enumerate(rows):
+            ids[r, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[r, width - len(row):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            # the logits that predict the continuation: the k positions before the end
+            logits = lm(input_ids=ids, attention_mask=mask, position_ids=positions,
+                        logits_to_keep=k + 1).logits[:, :k, :].float()
+        lp = torch.log_softmax(logits, dim=-1).gather(-1, cont.expand(len(idx), k)[..., None])[..., 0]
+        for r, i in enumerate(idx):
+            out[i] = float(lp[r].sum())
+    return out
+
+
+def side_openings(specs, lm, tok, prompt_ids: list[list[int]], *, batch_size: int = 8) -> dict[str, list[float]]:
+    """Per opening, P(the answer opens with it) for each prompt."""
+    out = {}
+    for spec in specs:
+        total = [0.0] * len(prompt_ids)
+        for text in spec.texts:
+            cont = tok(text, add_special_tokens=False)["input_ids"]
+            for i, lp in enumerate(continuation_logprobs(lm, prompt_ids, cont, batch_size=batch_size)):
+                total[i] += math.exp(lp)
+        out[spec.name] = total
+    return out
+
+
+def opening_metrics(specs, sides: dict[str, dict], ids: list[str]) -> tuple[dict[str, Any], list[dict]]:
+    """(metrics["openings"], one row per prompt) from each side's ``openings``; ``ids``: the prompts'."""
+    from ..intervals import bootstrap_mean
+    metrics, rows = {}, []
+    for spec in specs:
+        m: dict[str, Any] = {"description": spec.description, "texts": list(spec.texts)}
+        for side, res in sides.items():
+            p = res["openings"][spec.name]
+            low, high = bootstrap_mean(p)
+            m[side] = {"mean": sum(p) / len(p) if p else float("nan"), "low": low, "high": high, "n": len(p)}
+        if "base" in sides:
+            d = [t - b for b, t in zip(sides["base"]["openings"][spec.name], sides["tuned"]["openings"][spec.name])]
+            low, high = bootstrap_mean(d)
+            m["paired"] = {"delta": sum(d) / len(d) if d else float("nan"), "low": low, "high": high, "n": len(d)}
+        metrics[spec.name] = m
+    for i, ex_id in enumerate(ids):
+        rows.append({"id": ex_id, **{f"{side}_{spec.name}": res["openings"][spec.name][i]
+                                     for spec in specs for side, res in sides.items()}})
+    return metrics, rows
