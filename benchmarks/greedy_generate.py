@@ -26,6 +26,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+from sftflow.backends.greedy_decode import left_pad  # noqa: E402
+
 
 def _prompts(tok, n: int) -> list[list[int]]:
     from sftflow.pipeline.demo import demo_test_file
@@ -42,12 +44,8 @@ def _peer(lm, rows, pad, stops, max_new, batch):
     out = [None] * len(rows)
     for s in range(0, len(order), batch):
         idx = order[s:s + batch]
-        width = max(len(rows[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad)
-        attn = torch.zeros((len(idx), width), dtype=torch.long)
-        for r, i in enumerate(idx):
-            ids[r, width - len(rows[i]):] = torch.tensor(rows[i])
-            attn[r, width - len(rows[i]):] = 1
+        ids, attn, _ = left_pad([rows[i] for i in idx], pad)
+        width = ids.shape[1]
         with torch.no_grad():
             g = lm.generate(input_ids=ids, attention_mask=attn, max_new_tokens=max_new, do_sample=False,
                             pad_token_id=pad, eos_token_id=stops, temperature=None, top_p=None, top_k=None)

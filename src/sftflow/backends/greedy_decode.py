@@ -89,7 +89,12 @@ def greedy_generate(lm, rows: list[list[int]], *, pad_id: int, stop_ids: list[in
     return out_ids
 
 
-def _chunk_batch(rows, pad_id: int, device):
+def left_pad(rows: list[list[int]], pad_id: int, device=None):
+    """(input ids, attention mask, positions) of token rows as one left-padded batch.
+
+    Positions count from each row's first real token, as ``generate`` counts them, so a padded
+    row computes what it computes alone.
+    """
     import torch
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -98,7 +103,9 @@ def _chunk_batch(rows, pad_id: int, device):
         ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
         attn[i, width - len(r):] = 1
     positions = (attn.cumsum(-1) - 1).masked_fill(attn == 0, 1)
-    return ids.to(device), attn.to(device), positions.to(device)
+    if device is not None:
+        ids, attn, positions = ids.to(device), attn.to(device), positions.to(device)
+    return ids, attn, positions
 
 
 def _prefill(lm, rows, pad_id: int, device, chunk: int):
@@ -117,7 +124,7 @@ def _prefill(lm, rows, pad_id: int, device, chunk: int):
     width = max(len(r) for r in rows)
     parts = []
     for s in range(0, len(rows), max(1, chunk)):
-        ids, attn, positions = _chunk_batch(rows[s:s + chunk], pad_id, device)
+        ids, attn, positions = left_pad(rows[s:s + chunk], pad_id, device)
         out = lm(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=True, logits_to_keep=1)
         parts.append((_returned_cache(out), out.logits[:, -1, :], ids.shape[1]))
     if len(parts) == 1:
@@ -125,7 +132,7 @@ def _prefill(lm, rows, pad_id: int, device, chunk: int):
     layers = [getattr(c, "layers", None) for c, _, _ in parts]
     plain = all(ls is not None and all(type(x).__name__ == "DynamicLayer" for x in ls) for ls in layers)
     if not plain:
-        ids, attn, positions = _chunk_batch(rows, pad_id, device)
+        ids, attn, positions = left_pad(rows, pad_id, device)
         out = lm(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=True, logits_to_keep=1)
         return _returned_cache(out), out.logits[:, -1, :]
     cache = parts[0][0]

@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 
 from .base import Completion, GenParams
-from .greedy_decode import greedy_generate
+from .greedy_decode import greedy_generate, left_pad
 from .greedy_decode import supported as greedy_supported
 
 
@@ -154,14 +154,9 @@ class TransformersBackend:
                                            max_new_tokens=params.max_new_tokens, stop_texts=list(params.stop),
                                            decode=lambda ids: self.tok.decode(ids, skip_special_tokens=True))
             else:
-                input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                attn = torch.zeros((len(idx), width), dtype=torch.long)
-                for r, i in enumerate(idx):
-                    input_ids[r, width - len(encoded[i]):] = torch.tensor(encoded[i])
-                    attn[r, width - len(encoded[i]):] = 1
+                input_ids, attn, _ = left_pad([encoded[i] for i in idx], pad, self.device)
                 with torch.no_grad():
-                    res = self.lm.generate(input_ids=input_ids.to(self.device),
-                                           attention_mask=attn.to(self.device), **gen_kwargs)
+                    res = self.lm.generate(input_ids=input_ids, attention_mask=attn, **gen_kwargs)
                 seqs = res.sequences if params.logprobs else res
                 new_rows = [seqs[r, width:].tolist() for r in range(len(idx))]
             trans = None

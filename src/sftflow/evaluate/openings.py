@@ -22,6 +22,8 @@ def continuation_logprobs(lm, contexts: list[list[int]], continuation: list[int]
                           ) -> list[float]:
     """log P(continuation | context) for each context (token ids), in batches, left-padded."""
     import torch
+
+    from ..backends.greedy_decode import left_pad
     device = next(lm.parameters()).device
     k = len(continuation)
     out: list[float] = [0.0] * len(contexts)
@@ -29,14 +31,7 @@ def continuation_logprobs(lm, contexts: list[list[int]], continuation: list[int]
     cont = torch.tensor(continuation, dtype=torch.long, device=device)
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
-        rows = [contexts[i] + continuation for i in idx]
-        width = max(len(r) for r in rows)
-        ids = torch.zeros((len(rows), width), dtype=torch.long, device=device)
-        mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
-        for r, row in enumerate(rows):
-            ids[r, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            mask[r, width - len(row):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = left_pad([contexts[i] + continuation for i in idx], 0, device)
         with torch.no_grad():
             # the logits that predict the continuation: the k positions before the end
             logits = lm(input_ids=ids, attention_mask=mask, position_ids=positions,
