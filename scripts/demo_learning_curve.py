@@ -11,7 +11,7 @@ and prints, per checkpoint, how many answers state the figure the reference work
 between the two says whether the model is short of steps (both low) or of wording variety
 (familiar high, held-out low). Nothing here chooses anything: it is a measurement.
 
-    .venv/bin/python scripts/demo_learning_curve.py -o runs/curve --steps 96 --every 24
+    .venv/bin/python scripts/demo_learning_curve.py -o runs/curve --steps 360 --every 60   # the README table
 """
 
 from __future__ import annotations
