@@ -318,3 +318,14 @@ def test_select_only_audits_the_arms_without_training(tmp_path, monkeypatch):
     table = (tmp_path / "exp" / "table.md").read_text()
     assert "nothing was trained" in table and "Known-bad records in the pool: 4 of 12" in table
     assert json.loads((tmp_path / "exp" / "manifest.json").read_text())["counts"]["runs"] == 0
+
+
+def test_table_shows_small_probabilities_instead_of_zero():
+    from sftflow.pipeline.experiment_stats import arms_table
+    arms = {"sel": {"opening:a": {"mean": 8.79e-08, "low": None, "high": None, "n": 1}},
+            "random": {"opening:a": {"mean": 1.7e-4, "low": -2e-4, "high": 5e-4, "n": 3}}}
+    diffs = {"sel": {"opening:a": {"diff": -1.7e-4, "low": None, "high": None}}}
+    paired = {"sel": {"opening:a": {"diff": -1.72e-4, "low": -2.23e-4, "high": -1.21e-4, "n": 72}}}
+    row = arms_table(["opening:a"], arms, diffs, paired, 0.95).splitlines()[-1]
+    assert "8.79e-08" in row and "-0.000172 [-0.000223, -0.000121] (n=72)" in row
+    assert "0.0000" not in row

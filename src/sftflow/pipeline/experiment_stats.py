@@ -120,7 +120,10 @@ def audit_selection(pool_marks: dict[str, str | None], chosen: dict[str, list[st
 
 
 def _f(x) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
+    """Four decimals; below 0.001 three significant digits, so a small probability is not shown as 0."""
+    if x is None:
+        return "n/a"
+    return f"{x:.3g}" if x != 0 and abs(x) < 1e-3 else f"{x:.4f}"
 
 
 def arms_table(metrics: list[str], arms: dict[str, dict], diffs: dict[str, dict], paired: dict[str, dict],
