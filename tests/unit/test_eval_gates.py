@@ -53,6 +53,16 @@ def test_wildcards_and_unmeasured_metrics():
     assert g["status"] == "fail"
 
 
+def test_opening_gate_reads_the_paired_probability_difference():
+    metrics = {"openings": {"apology": paired(-0.004, -0.012, -0.002)}}
+    g = evaluate_gates([GateSpec(metric="openings.apology", want="lower")], metrics)
+    assert g["gates"][0]["status"] == "pass"
+    metrics["openings"]["apology"] = paired(0.003, 0.001, 0.005)
+    assert evaluate_gates([GateSpec(metric="openings.apology", want="lower")], metrics)["status"] == "fail"
+    assert evaluate_gates([GateSpec(metric="openings.hedge", want="lower")], metrics)["gates"][0]["status"] == \
+        "not measured"
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, tiny_model_dir, smol_tokenizer):
     from conftest import build_tiny_model

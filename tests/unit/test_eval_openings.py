@@ -81,7 +81,7 @@ def test_evaluate_reports_each_side_and_the_paired_difference(tiny, tmp_path, ti
         vals = [r[f"{side}_apology"] for r in rows]
         assert o[side]["n"] == 4 and o[side]["mean"] == pytest.approx(sum(vals) / 4)
         assert all(0 < v < 1 for v in vals)
-    assert o["paired"]["delta"] == pytest.approx(o["tuned"]["mean"] - o["base"]["mean"])
-    assert o["paired"]["low"] <= o["paired"]["delta"] <= o["paired"]["high"]
+    assert o["paired"]["diff"] == pytest.approx(o["tuned"]["mean"] - o["base"]["mean"])
+    assert o["paired"]["diff_low"] <= o["paired"]["diff"] <= o["paired"]["diff_high"]
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["openings"]["apology"]["texts"] == \
         ["I'm sorry", "Sorry"]

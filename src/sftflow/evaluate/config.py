@@ -123,7 +123,8 @@ class GateSpec(StrictModel):
     """A pass / fail / inconclusive verdict on one base-vs-tuned difference, read from its interval.
 
     ``metric``: ``loss``, ``general.loss`` (relative change), ``reference.figures``,
-    ``probes.<name>`` or ``choice.<task>`` (paired rate differences). ``want``: ``higher``
+    ``probes.<name>`` or ``choice.<task>`` (paired rate differences), ``openings.<name>`` (paired
+    difference of an unwanted opening's mean probability). ``want``: ``higher``
     or ``lower`` (a gain: pass when the interval excludes no change, fail when it shows the
     opposite), or ``no_worse``: pass when the interval excludes a worsening larger than
     ``margin``, fail when it shows a worsening larger than ``fail_beyond`` (default: margin).

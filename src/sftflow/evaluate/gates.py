@@ -3,7 +3,8 @@
 A point estimate alone never passes or fails a gate: 73% vs 65% on 100 questions is
 noise as often as not. Each gate reads the 95% interval of one difference (tuned -
 base): a paired rate interval (McNemar/Newcombe) for probes, reference figures and
-multiple-choice accuracy, or the paired bootstrap interval of a loss difference,
+multiple-choice accuracy, the paired bootstrap interval of an unwanted opening's mean
+probability (``openings.<name>``), or the paired bootstrap interval of a loss difference,
 divided by the base loss (a relative change) for losses.
 
 - ``higher`` / ``lower``: a gain is wanted. Pass when the whole interval is on the
@@ -35,11 +36,11 @@ def _interval(metrics: dict, path: str) -> tuple[float, float, float] | None:
     head, _, name = path.partition(".")
     if head == "reference":
         block = (metrics.get("reference") or {}).get(name)
-    elif head in ("probes", "choice"):
+    elif head in ("probes", "choice", "openings"):
         block = (metrics.get(head) or {}).get(name)
     else:
         raise ValueError(f"gate metric {path!r}: expected loss, general.loss, reference.<part>, "
-                         "probes.<name> or choice.<task>")
+                         "probes.<name>, openings.<name> or choice.<task>")
     paired = (block or {}).get("paired")
     if not paired or paired.get("n", 0) == 0:
         return None

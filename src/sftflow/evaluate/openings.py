@@ -68,7 +68,9 @@ def opening_metrics(specs, sides: dict[str, dict], ids: list[str]) -> tuple[dict
         if "base" in sides:
             d = [t - b for b, t in zip(sides["base"]["openings"][spec.name], sides["tuned"]["openings"][spec.name])]
             low, high = bootstrap_mean(d)
-            m["paired"] = {"delta": sum(d) / len(d) if d else float("nan"), "low": low, "high": high, "n": len(d)}
+            # the keys of every paired block that gates read (sftflow.evaluate.gates)
+            m["paired"] = {"diff": sum(d) / len(d) if d else float("nan"), "diff_low": low, "diff_high": high,
+                           "n": len(d)}
         metrics[spec.name] = m
     for i, ex_id in enumerate(ids):
         rows.append({"id": ex_id, **{f"{side}_{spec.name}": res["openings"][spec.name][i]
