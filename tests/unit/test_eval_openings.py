@@ -33,10 +33,10 @@ def test_batched_left_padded_scores_equal_the_plain_definition(tiny):
     lm, tok, _ = tiny
     contexts = [tok(t)["input_ids"] for t in ("Hello there, how are", "A much longer context with many more "
                                               "words than the first one has", "Short")]
-    cont = tok(" I'm sorry, but", add_special_tokens=False)["input_ids"]
-    batched = continuation_logprobs(lm, contexts, cont, batch_size=2)    # padding inside a batch
+    conts = [tok(t, add_special_tokens=False)["input_ids"] for t in (" I'm sorry, but", " Sure", " No.")]
+    batched = continuation_logprobs(lm, contexts, conts, batch_size=2)    # padding inside a batch, cache reused
     for ctx, got in zip(contexts, batched):
-        assert got == pytest.approx(_one_at_a_time(lm, ctx, cont), abs=1e-4)
+        assert got == pytest.approx([_one_at_a_time(lm, ctx, c) for c in conts], abs=1e-4)
 
 
 def test_alternatives_add_up_and_a_single_token_is_the_next_token_probability(tiny):

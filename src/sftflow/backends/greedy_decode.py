@@ -23,14 +23,14 @@ import inspect
 from typing import Any
 
 
-def _cache_kwarg(lm) -> str:
+def cache_kwarg(lm) -> str:
     """The forward argument that takes the KV cache (``cache`` in newer transformers)."""
     base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
     params = inspect.signature(base.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 
-def _returned_cache(out):
+def returned_cache(out):
     cache = getattr(out, "cache", None)
     return cache if cache is not None else out.past_key_values
 
@@ -53,7 +53,7 @@ def greedy_generate(lm, rows: list[list[int]], *, pad_id: int, stop_ids: list[in
     for i, ids in enumerate(rows):
         attn[i, width - len(ids):] = 1
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=device)
-    kw = _cache_kwarg(lm)
+    kw = cache_kwarg(lm)
     longest_stop = max((len(s) for s in stop_texts or [] if s), default=0)
     out_ids: list[list[int]] = [[] for _ in rows]
     alive = list(range(n))                       # request index of each batch row
@@ -84,7 +84,7 @@ def greedy_generate(lm, rows: list[list[int]], *, pad_id: int, stop_ids: list[in
             attn = torch.cat([attn, attn.new_ones((len(alive), 1))], dim=1)
             out = lm(input_ids=nxt[:, None], attention_mask=attn, position_ids=next_pos, use_cache=True,
                      **{kw: cache})
-            cache, next_pos = _returned_cache(out), next_pos + 1
+            cache, next_pos = returned_cache(out), next_pos + 1
             logits = out.logits[:, -1, :]
     return out_ids
 
@@ -126,7 +126,7 @@ def _prefill(lm, rows, pad_id: int, device, chunk: int):
     for s in range(0, len(rows), max(1, chunk)):
         ids, attn, positions = left_pad(rows[s:s + chunk], pad_id, device)
         out = lm(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=True, logits_to_keep=1)
-        parts.append((_returned_cache(out), out.logits[:, -1, :], ids.shape[1]))
+        parts.append((returned_cache(out), out.logits[:, -1, :], ids.shape[1]))
     if len(parts) == 1:
         return parts[0][0], parts[0][1]
     layers = [getattr(c, "layers", None) for c, _, _ in parts]
@@ -134,7 +134,7 @@ def _prefill(lm, rows, pad_id: int, device, chunk: int):
     if not plain:
         ids, attn, positions = left_pad(rows, pad_id, device)
         out = lm(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=True, logits_to_keep=1)
-        return _returned_cache(out), out.logits[:, -1, :]
+        return returned_cache(out), out.logits[:, -1, :]
     cache = parts[0][0]
     for li, layer in enumerate(cache.layers):
         pad = lambda t, w: F.pad(t, (0, 0, width - w, 0))  # noqa: E731  [B, H, T, D]: zeros before T

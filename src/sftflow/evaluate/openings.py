@@ -18,27 +18,45 @@ import math
 from typing import Any
 
 
-def continuation_logprobs(lm, contexts: list[list[int]], continuation: list[int], *, batch_size: int = 8
-                          ) -> list[float]:
-    """log P(continuation | context) for each context (token ids), in batches, left-padded."""
+def continuation_logprobs(lm, contexts: list[list[int]], continuations: list[list[int]], *, batch_size: int = 8
+                          ) -> list[list[float]]:
+    """log P(continuation | context) for each context (token ids) and each continuation.
+
+    The prompts are most of the tokens, so each batch of contexts runs once (left-padded) and
+    its key/value cache is reused for every continuation: only the continuations' own tokens
+    run again, the same numbers as scoring every (context, continuation) in full.
+    """
+    import copy
+
     import torch
 
-    from ..backends.greedy_decode import left_pad
+    from ..backends.greedy_decode import cache_kwarg, left_pad, returned_cache
+    if any(not c for c in continuations):
+        raise ValueError("an opening has no tokens")
     device = next(lm.parameters()).device
-    k = len(continuation)
-    out: list[float] = [0.0] * len(contexts)
+    kw = cache_kwarg(lm)
+    out: list[list[float]] = [[0.0] * len(continuations) for _ in contexts]
     order = sorted(range(len(contexts)), key=lambda i: -len(contexts[i]))
-    cont = torch.tensor(continuation, dtype=torch.long, device=device)
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
-        ids, mask, positions = left_pad([contexts[i] + continuation for i in idx], 0, device)
+        ids, mask, positions = left_pad([contexts[i] for i in idx], 0, device)
         with torch.no_grad():
-            # the logits that predict the continuation: the k positions before the end
-            logits = lm(input_ids=ids, attention_mask=mask, position_ids=positions,
-                        logits_to_keep=k + 1).logits[:, :k, :].float()
-        lp = torch.log_softmax(logits, dim=-1).gather(-1, cont.expand(len(idx), k)[..., None])[..., 0]
-        for r, i in enumerate(idx):
-            out[i] = float(lp[r].sum())
+            pre = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(pre.logits[:, -1, :].float(), dim=-1)     # predicts each text's first token
+        cache, next_pos = returned_cache(pre), mask.sum(-1, keepdim=True)
+        for j, cont in enumerate(continuations):
+            lp = first[:, cont[0]].clone()
+            if len(cont) > 1:
+                k = len(cont) - 1
+                rest = torch.tensor(cont[:-1], dtype=torch.long, device=device).expand(len(idx), k)
+                with torch.no_grad():
+                    o = lm(input_ids=rest, attention_mask=torch.cat([mask, mask.new_ones((len(idx), k))], dim=1),
+                           position_ids=next_pos + torch.arange(k, device=device), use_cache=True,
+                           **{kw: copy.deepcopy(cache)})
+                targets = torch.tensor(cont[1:], dtype=torch.long, device=device).expand(len(idx), k)
+                lp += torch.log_softmax(o.logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0].sum(-1)
+            for r, i in enumerate(idx):
+                out[i][j] = float(lp[r])
     return out
 
 
@@ -46,12 +64,9 @@ def side_openings(specs, lm, tok, prompt_ids: list[list[int]], *, batch_size: in
     """Per opening, P(the answer opens with it) for each prompt."""
     out = {}
     for spec in specs:
-        total = [0.0] * len(prompt_ids)
-        for text in spec.texts:
-            cont = tok(text, add_special_tokens=False)["input_ids"]
-            for i, lp in enumerate(continuation_logprobs(lm, prompt_ids, cont, batch_size=batch_size)):
-                total[i] += math.exp(lp)
-        out[spec.name] = total
+        conts = [tok(text, add_special_tokens=False)["input_ids"] for text in spec.texts]
+        lps = continuation_logprobs(lm, prompt_ids, conts, batch_size=batch_size)
+        out[spec.name] = [sum(math.exp(x) for x in row) for row in lps]
     return out
 
 
