@@ -42,6 +42,9 @@ def test_demo_writes_every_metric(demo_run):
     assert m["without_tools"]["figures"]["tuned"]["n"] == 3 and "vs_tools" in m["without_tools"]["figures"]
     assert {"house_format", "apology_preamble", "hit_token_limit"} <= set(m["probes"])
     assert "paired" in m["probes"]["house_format"]
+    ap = m["openings"]["apology"]        # the apology lean: a probability per side, paired, gated
+    assert 0 < ap["base"]["mean"] < 1 and ap["base"]["n"] == 4 and "diff_low" in ap["paired"]
+    assert "openings.apology" in [g["metric"] for g in m["gates"]["gates"]]
     assert m["tools"]["tuned"]["answers"] == 4 and "errors" in m["tools"]["tuned"]
     assert {"loss", "probes"} <= set(m["general"]) and "relative_change" in m["general"]["loss"]
     assert "paired" in next(iter(m["choice"].values()))

@@ -17,6 +17,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+# The openings of the shipped apology/hedge probe (sftflow.probes), for ``eval.openings``.
+APOLOGY_OPENING = {"name": "apology", "description": "P(the answer opens with an apology or hedge)",
+                   "texts": ["I'm sorry", "I am sorry", "Sorry", "I apologize", "I apologise", "My apologies",
+                             "Unfortunately", "I'm afraid"]}
+
 
 def continuation_logprobs(lm, contexts: list[list[int]], continuations: list[list[int]], *, batch_size: int = 8
                           ) -> list[list[float]]:

@@ -47,6 +47,9 @@ DEMO_GATES = [
     {"name": "follows the house format more often", "metric": "probes.house_format", "want": "higher"},
     {"name": "opens with an apology no more often", "metric": "probes.apology_preamble", "want": "no_worse",
      "better": "lower", "margin": 0.05, "fail_beyond": 0.0},
+    # the greedy base model hardly ever apologises, so the rate above has nothing to remove; its
+    # probability of an apologetic opening says whether training moved the model away from one
+    {"name": "leans less towards an apologetic opening", "metric": "openings.apology", "want": "lower"},
     {"name": "general response loss rises at most 2%", "metric": "general.loss", "want": "no_worse",
      "margin": 0.02},
     {"name": "multiple-choice accuracy does not drop", "metric": "choice.*", "want": "no_worse",
@@ -156,7 +159,9 @@ def eval_config(size: DemoSize, *, full: bool):
                   batch_size=8, generation_batch_size=40, extra_probes=[ProbeSpec(**HOUSE_FORMAT)])
     if not full:
         return EvalConfig(**common, loss=False, choice=None, gates=[])
+    from ..evaluate.openings import APOLOGY_OPENING
     return EvalConfig(**common, tools={"max_steps": 3}, choice={"limit": size.forgetting_questions},
+                      openings=[APOLOGY_OPENING],
                       general={"limit": size.general_conversations, "max_new_tokens": size.general_answers_tokens},
                       gates=DEMO_GATES)
 

@@ -13,6 +13,10 @@ def _num(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
+def _prob(v) -> str:
+    return "-" if v is None else f"{v:.2g}"
+
+
 def _rate(block: dict | None, side: str):
     return ((block or {}).get(side) or {}).get("rate")
 
@@ -47,6 +51,12 @@ def rows(metrics: dict) -> list[tuple[str, str, str, str, str]]:
         p = probes.get(name)
         out.append((label, _pct(_rate(p, "base")), _pct(_rate(p, "tuned")), _pct(_rate(plain_probes.get(name),
                                                                                       "tuned")), _interval(p)))
+    o = (metrics.get("openings") or {}).get("apology")
+    if o:
+        d = o.get("paired") or {}
+        span = "-" if d.get("diff_low") is None else f"{d['diff']:+.2g} [{d['diff_low']:+.2g}, {d['diff_high']:+.2g}]"
+        out.append(("P(opens with an apology)", _prob((o.get("base") or {}).get("mean")),
+                    _prob((o.get("tuned") or {}).get("mean")), "-", span))
     general = metrics.get("general") or {}
     g = general.get("loss")
     if g:
