@@ -19,8 +19,8 @@ computed answers are worked out with a ``calculate`` tool call first. The demo:
    writes ``metrics.json`` (with the models used and the run's compute), and exits 1 when
    a gate fails.
 
-Sized for a 2-core CPU: `make demo` on a fresh clone took 12.9 minutes with both arms, set-up included
-(measured on a quiet machine).
+Sized for a 2-core CPU: `make demo` on a fresh clone took 9.7 minutes with both arms, set-up included
+(measured on a quiet machine; 12.9 minutes in an earlier session).
 """
 
 from __future__ import annotations
