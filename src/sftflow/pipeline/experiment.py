@@ -238,8 +238,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path) -> dict[str, Any]
               "; ".join(f"{a}: {v}" for a, v in paired_verdicts.items()),
               "metric_note": "heldout_loss: lower is better; probe rates are shares of answers that "
                              "trip the probe (lower is better); opening:NAME is the mean probability of "
-                             "opening an answer with that unwanted text (lower is better); reference:figures is the share of answers "
-                             "stating the reference's figure (higher is better)", "table": table,
+                             "opening an answer with that unwanted text (lower is better); reference:figures "
+                             "is the share of answers stating the reference's figure (higher is better)",
+              "table": table,
               "plot": str(plot_arms(st["metrics"], runs, st["arms"], out / "select_vs_random.png"))}
     text = table + (f"\n\nverdict (held-out loss): {result['verdict']}\n"
                     f"verdict (held-out loss, paired over prompts): {result['verdict_paired']}\n")

@@ -108,12 +108,13 @@ def prompt_loss_shares(rows: list[dict]) -> list[float | None]:
     scores the same answers with the same tokenizer, so the token counts match prompt by prompt.
     A prompt whose loss was not measured (flagged, e.g. no supervised token) is None.
     """
-    ok = [r for r in rows if r.get("tuned_loss") is not None and r.get("tokens")]
-    if not ok:
-        return [None] * len(rows)
-    mean_tokens = sum(r["tokens"] for r in ok) / len(ok)
-    return [r["tuned_loss"] * r["tokens"] / mean_tokens if r.get("tuned_loss") is not None and r.get("tokens")
-            else None for r in rows]
+    sums = [r["tuned_loss"] * r["tokens"] if r.get("tuned_loss") is not None and r.get("tokens") else None
+            for r in rows]
+    measured = [r["tokens"] for r, x in zip(rows, sums) if x is not None]
+    if not measured:
+        return sums
+    mean_tokens = sum(measured) / len(measured)
+    return [None if x is None else x / mean_tokens for x in sums]
 
 
 def _evaluate(cfg, model_dir: str, heldout_file: Path, eval_dir: Path, out: dict[str, Any]) -> None:
